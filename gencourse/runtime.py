@@ -1,0 +1,123 @@
+"""Where code runs and how much work it does: devices, seeds, budgets, progress bars.
+
+Every notebook of the course runs unchanged on three machines. The *budget level* says which:
+
+* ``ci``  -- the 2-core CPU of continuous integration: seconds per lecture;
+* ``cpu`` -- a laptop or the book build: minutes per lecture, enough for the headline results;
+* ``gpu`` -- Colab with a GPU: the papers' protocols where they fit.
+
+The level is read from the environment variable ``GENCOURSE_BUDGET``; without it, it is
+``gpu`` when CUDA is available and ``cpu`` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+BUDGET_ENV = "GENCOURSE_BUDGET"
+LEVELS = ("ci", "cpu", "gpu")
+
+T = TypeVar("T")
+
+
+def get_device() -> torch.device:
+    """Return the best available device: CUDA, then Apple MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's ``random``, NumPy and torch (CPU and CUDA) with ``seed``.
+
+    Returns a fresh ``torch.Generator`` seeded with the same value, for code that prefers an
+    explicit generator to the global one.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def budget_level() -> str:
+    """The budget level: ``GENCOURSE_BUDGET`` if set, else ``gpu`` with CUDA, else ``cpu``.
+
+    Raises ``ValueError`` naming the allowed levels if the variable holds anything else.
+    """
+    raw = os.environ.get(BUDGET_ENV)
+    if raw is None or raw.strip() == "":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    level = raw.strip().lower()
+    if level not in LEVELS:
+        raise ValueError(
+            f"{BUDGET_ENV}={raw!r} is not a budget level; allowed levels are "
+            + ", ".join(repr(x) for x in LEVELS)
+        )
+    return level
+
+
+def budget(*, ci: T, cpu: T, gpu: T) -> T:
+    """Return the value for the current budget level, e.g. ``budget(ci=200, cpu=3_000, gpu=30_000)``."""
+    return {"ci": ci, "cpu": cpu, "gpu": gpu}[budget_level()]
+
+
+def progress(iterable: Iterable[T], desc: str | None = None, total: int | None = None) -> Iterator[T]:
+    """Wrap ``iterable`` in a tqdm progress bar, silent at the ``ci`` budget or when
+    ``GENCOURSE_QUIET=1``."""
+    from tqdm.auto import tqdm
+
+    quiet = os.environ.get("GENCOURSE_QUIET") == "1" or budget_level() == "ci"
+    return iter(tqdm(iterable, desc=desc, total=total, disable=quiet, leave=False))
+
+
+def fit(
+    model: torch.nn.Module,
+    n_items: int,
+    loss_fn: Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]],
+    steps: int,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    seed: int = 0,
+    desc: str = "training",
+) -> dict[str, list[float]]:
+    """Minimise ``loss_fn(idx, gen)["loss"]`` by Adam over ``steps`` random mini-batches of
+    indices ``idx`` into a data set of ``n_items`` items, with a progress bar.
+
+    ``gen`` is the seeded generator that also draws the batches, for the loss's own
+    randomness. Every entry of the returned dict is logged: the history is
+    ``{"step": [...], key: [...], ...}``.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be non-negative, got {steps}")
+    if not 1 <= batch_size <= n_items:
+        raise ValueError(f"batch_size must be in [1, {n_items}], got {batch_size}")
+    gen = seed_everything(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history: dict[str, list[float]] = {"step": []}
+    model.train()
+    for step in progress(range(steps), desc=desc):
+        idx = torch.randint(n_items, (batch_size,), generator=gen)
+        logs = loss_fn(idx, gen)
+        opt.zero_grad()
+        logs["loss"].backward()
+        opt.step()
+        history["step"].append(step)
+        for key, value in logs.items():
+            history.setdefault(key, []).append(
+                float(value.detach()) if torch.is_tensor(value) else float(value)
+            )
+    model.eval()
+    return history

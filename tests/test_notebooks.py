@@ -1,0 +1,68 @@
+"""Every lecture is a jupytext pair in sync, committed without outputs, listed in the book."""
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "lectures").glob("*.py"))
+INSTALL_MARK = 'if "google.colab" in sys.modules:'
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def test_there_are_lectures():
+    assert SOURCES, "no lecture found under lectures/"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_pair_exists_and_is_in_sync(source):
+    notebook = source.with_suffix(".ipynb")
+    assert notebook.exists(), f"{source.name} has no paired {notebook.name}: run jupytext --set-formats"
+    assert "formats: ipynb,py:percent" in source.read_text()
+    assert _cells(jupytext.read(source)) == _cells(jupytext.read(notebook)), (
+        f"{source.name} and {notebook.name} differ: run `make sync`"
+    )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_notebook_has_no_outputs(source):
+    nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "commit notebooks without outputs"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_lecture_opens_with_title_and_colab_install_cell(source):
+    nb = jupytext.read(source)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# Lecture")
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert INSTALL_MARK in first_code.source and "pip" in first_code.source
+
+
+def _toc_files(entries):
+    for entry in entries:
+        if "file" in entry:
+            yield entry["file"]
+        for key in ("chapters", "sections", "parts"):
+            yield from _toc_files(entry.get(key, []))
+
+
+def test_every_lecture_is_in_the_table_of_contents_and_the_readme():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = set(_toc_files(toc.get("parts", []))) | {toc["root"]}
+    readme = (ROOT / "README.md").read_text()
+    for source in SOURCES:
+        stem = f"lectures/{source.stem}"
+        assert stem in files, f"{stem} is missing from _toc.yml"
+        assert stem in readme, f"{stem} is missing from the README's table of lectures"
+    for name in files:
+        assert (ROOT / f"{name}.md").exists() or (ROOT / f"{name}.ipynb").exists(), (
+            f"{name} in _toc.yml does not exist"
+        )

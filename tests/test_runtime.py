@@ -1,0 +1,97 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gencourse.runtime import budget, budget_level, fit, get_device, progress, seed_everything
+
+
+@pytest.mark.parametrize("level", ["ci", "cpu", "gpu"])
+def test_budget_picks_the_level_named_by_the_environment(monkeypatch, level):
+    monkeypatch.setenv("GENCOURSE_BUDGET", level)
+    assert budget_level() == level
+    assert budget(ci=1, cpu=2, gpu=3) == {"ci": 1, "cpu": 2, "gpu": 3}[level]
+
+
+def test_budget_accepts_case_and_spaces(monkeypatch):
+    monkeypatch.setenv("GENCOURSE_BUDGET", " CPU ")
+    assert budget(ci="a", cpu="b", gpu="c") == "b"
+
+
+@pytest.mark.parametrize("bad", ["fast", "gpu2", "0"])
+def test_budget_rejects_unknown_levels_naming_the_allowed_ones(monkeypatch, bad):
+    monkeypatch.setenv("GENCOURSE_BUDGET", bad)
+    with pytest.raises(ValueError, match="'ci', 'cpu', 'gpu'"):
+        budget(ci=1, cpu=2, gpu=3)
+
+
+def test_budget_default_depends_on_cuda(monkeypatch):
+    monkeypatch.delenv("GENCOURSE_BUDGET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert budget_level() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert budget_level() == "gpu"
+
+
+def test_get_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert get_device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_device() == torch.device("cuda")
+
+
+def test_seed_everything_repeats_python_numpy_and_torch():
+    def draw():
+        gen = seed_everything(123)
+        return random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item()
+
+    assert draw() == draw()
+    seed_everything(124)
+    assert random.random() != draw()[0]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_seed_everything_rejects_bad_seeds(bad):
+    with pytest.raises(ValueError):
+        seed_everything(bad)
+
+
+def test_progress_yields_every_item():
+    assert list(progress(range(5), desc="x")) == [0, 1, 2, 3, 4]
+
+
+def test_fit_minimises_a_quadratic_and_repeats_with_the_seed():
+    target = torch.linspace(-1, 1, 50)[:, None]
+
+    def run(seed):
+        model = nn.Linear(1, 1)
+        torch.manual_seed(0)
+        nn.init.zeros_(model.weight)
+        nn.init.zeros_(model.bias)
+
+        def loss_fn(idx, gen):
+            x = target[idx]
+            return {"loss": ((model(x) - (3 * x + 1)) ** 2).mean()}
+
+        history = fit(model, len(target), loss_fn, steps=300, batch_size=10, lr=0.05, seed=seed)
+        return model, history
+
+    model, history = run(0)
+    assert history["step"] == list(range(300))
+    assert history["loss"][-1] < 1e-3 < history["loss"][0]
+    assert abs(model.weight.item() - 3) < 0.05 and abs(model.bias.item() - 1) < 0.05
+    assert run(0)[1]["loss"] == history["loss"]
+    assert run(1)[1]["loss"] != history["loss"]
+
+
+def test_fit_rejects_bad_sizes():
+    model = nn.Linear(1, 1)
+    with pytest.raises(ValueError):
+        fit(model, 5, lambda i, g: {"loss": model.weight.sum()}, steps=1, batch_size=6)
+    with pytest.raises(ValueError):
+        fit(model, 5, lambda i, g: {"loss": model.weight.sum()}, steps=-1, batch_size=2)
