@@ -9,7 +9,7 @@ MATHJAX := book/_mathjax/mathjax/es5/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test lint sync clean
+.PHONY: book test lint sync clean browser scoreboard timing
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,39 @@ $(MATHJAX):
 	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz && mv package/es5 mathjax/es5 \
 	  && rm -rf package mathjax-$(MATHJAX_VERSION).tgz
 
-book: $(STAMP) $(MATHJAX)
-	GENCOURSE_BUDGET=cpu $(BIN)/jupyter-book build . -W -n --keep-going
+# Headless Chromium for the site checks (Debian's package; needs root, as on CI).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Lectures record their headline numbers and wall time into _build/results-<budget> while they
+# run; the scoreboard page (book/scoreboard.md) is rendered from them after the build.
+book: $(STAMP) $(MATHJAX) browser
+	GENCOURSE_BUDGET=cpu GENCOURSE_RESULTS=$(CURDIR)/_build/results-cpu \
+	  $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python tests/site_check.py --html _build/html --require-figures
+	$(BIN)/python -m gencourse.scoreboard --budget cpu --results _build/results-cpu
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) lint
-	GENCOURSE_BUDGET=ci $(BIN)/python -m pytest -n 2 --dist loadfile -q \
-	  --nbval-lax tests lectures --durations=15
+# Two workers, one thread each: two notebooks at a time on the 2-core machine.
+test: $(STAMP) $(MATHJAX) browser lint
+	rm -rf _build/results-ci
+	GENCOURSE_BUDGET=ci GENCOURSE_REQUIRE_BROWSER=1 OMP_NUM_THREADS=1 \
+	  GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci \
+	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20
+	$(BIN)/python -m gencourse.scoreboard --budget ci --results _build/results-ci --out _build/scoreboard-ci
+
+# The reproduction scoreboard (book/scoreboard.md and .json), lectures executed afresh at a
+# budget: make scoreboard BUDGET=cpu
+BUDGET ?= cpu
+scoreboard: $(STAMP)
+	$(BIN)/python -m gencourse.scoreboard --budget $(BUDGET) --run
+
+# The timing report (book/timing.md): every notebook at `ci` (the tests) and `cpu` (the book).
+timing: test book
+	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu
 
 # Re-pair every jupytext source with its notebook after editing the .py file.
 sync: $(STAMP)

@@ -1,0 +1,266 @@
+"""The reproduction scoreboard: the course's headline numbers next to the papers'.
+
+A lecture records each headline result where it computes it::
+
+    from gencourse.scoreboard import record
+    record("vae/test_nll", ours=float(nll), paper=None, unit="nats", lecture="01_vae",
+           description="VAE test negative log-likelihood (importance sampling, K = 1000)")
+
+``record`` writes one JSON file per result into the folder named by ``GENCOURSE_RESULTS``
+and does nothing else when that variable is unset (so notebooks run unchanged everywhere);
+each lecture's last cell calls ``record_timing``. The book build and the test run set the
+variable (``_build/results-cpu``, ``_build/results-ci``), so the numbers come from the very
+runs that build the book. ``python -m gencourse.scoreboard --budget cpu`` then writes
+``book/scoreboard.md`` (a page of the book) and ``book/scoreboard.json``: for each result the
+paper's number, ours, the budget, the seeds and the wall time, with the date and machine they
+came from; ``--run`` executes the lectures first; ``--timing DIR ...`` writes the timing report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gencourse.runtime import budget_level
+
+RESULTS_ENV = "GENCOURSE_RESULTS"
+_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_.-]+)+$")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: floats rounded to 6 significant digits, non-finite floats as strings."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if math.isfinite(value) else str(value)
+    return value
+
+
+def record(
+    name: str,
+    ours: Any,
+    *,
+    lecture: str,
+    description: str,
+    paper: Any = None,
+    unit: str = "",
+    seeds: list[int] | None = None,
+    wall_time_s: float | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Record one headline result ``name`` (``"topic/what"``, lower case) with our value and
+    the paper's (``None`` where the paper has no such number). Writes
+    ``$GENCOURSE_RESULTS/<name>.json`` if that variable is set; returns the entry either way."""
+    if not _NAME.match(name):
+        raise ValueError(f"result name {name!r} must look like 'topic/what' (lower case, digits, _)")
+    entry = {
+        "name": name,
+        "lecture": lecture,
+        "description": description,
+        "ours": _clean(ours),
+        "paper": _clean(paper),
+        "unit": unit,
+        "budget": budget_level(),
+        "seeds": list(seeds) if seeds is not None else None,
+        "wall_time_s": _clean(wall_time_s),
+        "note": note,
+    }
+    folder = os.environ.get(RESULTS_ENV)
+    if folder:
+        path = Path(folder) / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entry, indent=1, ensure_ascii=False))
+    return entry
+
+
+def collect(folder: Path) -> list[dict[str, Any]]:
+    """All recorded entries under ``folder``, sorted by lecture then name."""
+    entries = [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("*.json"))]
+    return sorted(entries, key=lambda e: (e["lecture"], e["name"]))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def machine_description() -> str:
+    """A one-line description of this machine: OS, CPU count, Python, torch and device."""
+    import torch
+
+    device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {device}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def _split(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Separate the results from the ``timing/<lecture>`` entries (lecture wall times)."""
+    results = [e for e in entries if not e["name"].startswith("timing/")]
+    timings = {e["lecture"]: float(e["ours"]) for e in entries if e["name"].startswith("timing/")}
+    return results, timings
+
+
+def record_timing(lecture: str, seconds: float) -> dict[str, Any]:
+    """Record a lecture's total wall time (its last cell calls this)."""
+    return record(f"timing/{lecture}", seconds, lecture=lecture, description="lecture wall time", unit="s")
+
+
+def render(entries: list[dict[str, Any]], budget: str, machine: str, date: str) -> str:
+    """The scoreboard page in MyST markdown."""
+    results, timings = _split(entries)
+    lines = [
+        "# Reproduction scoreboard",
+        "",
+        "The course's headline results next to the papers' numbers. Every number below was",
+        "recorded by the lecture that computes it (`gencourse.scoreboard.record`) while the book",
+        f"was built (`make book`, budget `{budget}`); `make scoreboard` refreshes this page.",
+        "",
+        f"- budget: `{budget}`",
+        f"- date: {date}",
+        f"- machine: {machine}",
+        "",
+        "Where our protocol departs from the paper's (to fit a CPU), the lecture says how and",
+        "measures the effect; a difference from the paper's number is reported, not hidden.",
+        "",
+        "| lecture | result | paper | ours | unit | seeds | wall time (s) | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for e in results:
+        seeds = "–" if not e.get("seeds") else f"{len(e['seeds'])} ({_fmt(e['seeds'])})"
+        lines.append(
+            f"| {e['lecture']} | {e['description']} | {_fmt(e['paper'])} | {_fmt(e['ours'])} | "
+            f"{e['unit']} | {seeds} | {_fmt(e.get('wall_time_s'))} | {e.get('note', '')} |"
+        )
+    if timings:
+        lines += ["", "## Time per lecture", "", "| lecture | wall time (s) |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.0f} |" for k, v in sorted(timings.items())]
+    return "\n".join(lines) + "\n"
+
+
+def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: str) -> str:
+    """The timing report: seconds per lecture at each budget, and the totals."""
+    budgets = sorted(by_budget)
+    lectures = sorted({lec for t in by_budget.values() for lec in t})
+    lines = [
+        "# Timing report",
+        "",
+        "Wall time of each lecture notebook, as recorded by its last cell, at each budget",
+        f"(`make timing`). Machine: {machine}; date: {date}.",
+        "",
+        "| lecture | " + " | ".join(f"`{b}` (s)" for b in budgets) + " |",
+        "| --- | " + " | ".join("---" for _ in budgets) + " |",
+    ]
+    for lec in lectures:
+        cells = [f"{by_budget[b][lec]:.0f}" if lec in by_budget[b] else "–" for b in budgets]
+        lines.append(f"| {lec} | " + " | ".join(cells) + " |")
+    totals = [f"{sum(by_budget[b].values()):.0f}" for b in budgets]
+    lines.append("| **total** | " + " | ".join(totals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_lecture(notebook: Path, budget: str, results: Path, timeout: int) -> float:
+    """Execute ``notebook`` in a fresh kernel at ``budget`` with results recorded into
+    ``results``; returns the wall time in seconds. Raises if a cell fails."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    env_backup = dict(os.environ)
+    os.environ.update({"GENCOURSE_BUDGET": budget, RESULTS_ENV: str(results.resolve()), "MPLBACKEND": "Agg"})
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+        start = time.perf_counter()
+        NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+        ).execute()
+        return time.perf_counter() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+
+
+def write_scoreboard(results_dir: Path, out: Path, budget: str) -> int:
+    """Render ``out/scoreboard.md`` and ``out/scoreboard.json`` from the recorded results;
+    returns the number of results."""
+    entries = [e for e in collect(results_dir) if e["budget"] == budget]
+    if not entries:
+        raise RuntimeError(f"no results recorded at budget {budget!r} under {results_dir}")
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = machine_description()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scoreboard.md").write_text(render(entries, budget, machine, date))
+    results, timings = _split(entries)
+    payload = {"budget": budget, "date": date, "machine": machine, "timings_s": timings, "results": results}
+    (out / "scoreboard.json").write_text(json.dumps(_clean(payload), indent=1, ensure_ascii=False) + "\n")
+    return len(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: (optionally) execute the lectures at a budget, then write the pages."""
+    parser = argparse.ArgumentParser(
+        prog="python -m gencourse.scoreboard", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--budget", choices=["ci", "cpu", "gpu"], required=True)
+    parser.add_argument(
+        "--run", action="store_true", help="execute the lectures first (else use recorded results)"
+    )
+    parser.add_argument(
+        "--lectures", nargs="*", default=None, help="notebooks to run (default: lectures/*.ipynb)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("book"), help="folder for scoreboard.md and .json")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="recorded results (default: _build/results-BUDGET)"
+    )
+    parser.add_argument(
+        "--timing", nargs="*", type=Path, default=None, help="results folders to tabulate as timing.md"
+    )
+    parser.add_argument("--timeout", type=int, default=7200, help="per-cell timeout in seconds")
+    args = parser.parse_args(argv)
+    results = args.results or Path("_build") / f"results-{args.budget}"
+    if args.run:
+        notebooks = (
+            [Path(p) for p in args.lectures] if args.lectures else sorted(Path("lectures").glob("*.ipynb"))
+        )
+        for old in results.rglob("*.json") if results.exists() else []:
+            old.unlink()
+        for nb in notebooks:
+            print(f"running {nb} at budget {args.budget} ...", flush=True)
+            print(f"  {run_lecture(nb, args.budget, results, args.timeout):.0f} s", flush=True)
+    if args.timing is not None:
+        by_budget: dict[str, dict[str, float]] = {}
+        for folder in args.timing:
+            for e in collect(folder):
+                if e["name"].startswith("timing/"):
+                    by_budget.setdefault(e["budget"], {})[e["lecture"]] = float(e["ours"])
+        date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        (args.out / "timing.md").write_text(render_timing(by_budget, machine_description(), date))
+        print(f"wrote {args.out / 'timing.md'}")
+        return 0
+    n = write_scoreboard(results, args.out, args.budget)
+    print(f"wrote {args.out / 'scoreboard.md'} with {n} results")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from gencourse import scoreboard
+from gencourse.scoreboard import collect, record, record_timing, render, render_timing
+
+
+def test_record_is_silent_without_the_results_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("GENCOURSE_RESULTS", raising=False)
+    entry = record("vae/x", 1.0, lecture="01_vae", description="d")
+    assert entry["ours"] == 1.0 and entry["budget"] == "ci"
+    assert not list(tmp_path.iterdir())
+
+
+def test_record_collect_and_render(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENCOURSE_RESULTS", str(tmp_path))
+    record(
+        "vae/nll",
+        101.23456789,
+        paper="85–100",
+        unit="nats",
+        lecture="01_vae",
+        description="NLL",
+        seeds=[0, 1],
+    )
+    record("gan/modes", {"GAN": 17.0, "PacGAN2": float("inf")}, lecture="04_pacgan", description="modes")
+    saved = json.loads((tmp_path / "vae" / "nll.json").read_text())
+    assert saved["ours"] == 101.235 and saved["seeds"] == [0, 1]
+    entries = collect(tmp_path)
+    assert [e["name"] for e in entries] == ["vae/nll", "gan/modes"]  # sorted by lecture
+    assert entries[1]["ours"]["PacGAN2"] == "inf"
+    record_timing("01_vae", 12.3)
+    entries = collect(tmp_path)
+    page = render(entries, "ci", "test machine", "2026-01-01")
+    assert page.startswith("# Reproduction scoreboard")
+    assert "| 01_vae | NLL | 85–100 | 101.2 | nats | 2 (0, 1) |" in page
+    assert "| 01_vae | 12 |" in page and "timing/" not in page
+    report = render_timing({"ci": {"01_vae": 12.3}, "cpu": {"01_vae": 100.0, "02_gan": 50.0}}, "m", "d")
+    assert "| 01_vae | 12 | 100 |" in report and "| 02_gan | – | 50 |" in report
+    assert "| **total** | 12 | 150 |" in report
+
+
+def test_record_rejects_bad_names():
+    with pytest.raises(ValueError):
+        record("NoTopic", 1.0, lecture="x", description="d")
+
+
+def test_main_runs_a_notebook_and_writes_the_page(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from gencourse.scoreboard import record\n"
+            "record('demo/value', 2 + 2, paper=4, lecture='demo', description='two plus two')"
+        )
+    ]
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "book"
+    assert (
+        scoreboard.main(
+            [
+                "--budget",
+                "ci",
+                "--run",
+                "--lectures",
+                str(path),
+                "--out",
+                str(out),
+                "--results",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
+    page = (out / "scoreboard.md").read_text()
+    assert "| demo | two plus two | 4 | 4 |" in page
+    data = json.loads((out / "scoreboard.json").read_text())
+    assert data["budget"] == "ci" and data["results"][0]["ours"] == 4
+    with pytest.raises(RuntimeError, match="no results"):
+        scoreboard.main(["--budget", "cpu", "--out", str(out), "--results", str(tmp_path / "r")])
