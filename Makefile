@@ -9,12 +9,12 @@ MATHJAX := book/_mathjax/mathjax/es5/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test lint sync clean browser scoreboard timing
+.PHONY: book test lint sync clean browser scoreboard timing assignments
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[book,test]'
+	$(BIN)/pip install -q -e '.[book,test,grading]'
 	touch $@
 
 $(MATHJAX):
@@ -59,7 +59,11 @@ timing: test book
 
 # Re-pair every jupytext source with its notebook after editing the .py file.
 sync: $(STAMP)
-	$(BIN)/jupytext --sync lectures/*.py
+	$(BIN)/jupytext --sync lectures/*.py assignments/*/[0-9][0-9]_*.py
+
+# Regenerate the student notebooks of every assignment (otter assign, reproducible, leak-checked).
+assignments: sync
+	$(BIN)/python -m gencourse.grading generate
 
 clean:
 	rm -rf _build book/_mathjax

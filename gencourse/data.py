@@ -214,3 +214,153 @@ def ring_mixture(n_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> Mi
     angles = 2 * math.pi * torch.arange(n_modes, dtype=torch.float32) / n_modes
     centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     return Mixture2D(centers, std)
+
+
+# ---------------------------------------------------------------------------------------------
+# CT phantoms (lecture 8): scikit-image's Shepp–Logan head and random ellipse phantoms.
+
+
+def _resize_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor``×``factor`` blocks: an anti-aliased downsampling by ``factor``."""
+    h, w = image.shape
+    return image.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def shepp_logan(size: int = 64) -> torch.Tensor:
+    """The modified Shepp–Logan head phantom bundled with scikit-image (400×400, values in
+    [0, 1]), resized with anti-aliasing to ``size``×``size``; shape (1, size, size), float32."""
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import resize
+
+    if size < 8:
+        raise ValueError(f"size must be at least 8, got {size}")
+    image = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
+    return torch.from_numpy(np.clip(image, 0.0, 1.0).astype(np.float32)).unsqueeze(0)
+
+
+def _ellipse_mask(
+    xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, a: float, b: float, angle: float
+) -> np.ndarray:
+    """Points (x, y) with ((x')/a)² + ((y')/b)² ≤ 1, (x', y') the point relative to (cx, cy)
+    rotated by −angle."""
+    c, s = math.cos(angle), math.sin(angle)
+    u = (xx - cx) * c + (yy - cy) * s
+    v = -(xx - cx) * s + (yy - cy) * c
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+
+
+def random_ellipse_phantom(size: int, rng: np.random.Generator, supersample: int = 2) -> np.ndarray:
+    """One random head-like phantom on [−1, 1]², drawn inside the inscribed circle:
+
+    a bright skull (intensity 1) around soft tissue of intensity t ~ U[0.15, 0.35], and 4 to 10
+    inner ellipses (centres within radius 0.55, semi-axes U[0.03, 0.25], any rotation) that add
+    U[−0.2, 0.4] each; clipped to [0, 1], rendered at ``supersample``× and block-averaged.
+    """
+    n = size * supersample
+    axis = (np.arange(n) + 0.5) / n * 2.0 - 1.0
+    xx, yy = np.meshgrid(axis, -axis)
+    a, b = rng.uniform(0.6, 0.9), rng.uniform(0.7, 0.92)
+    tilt = rng.uniform(-0.3, 0.3)
+    thick = rng.uniform(0.03, 0.07)
+    image = np.where(_ellipse_mask(xx, yy, 0.0, 0.0, a, b, tilt), 1.0, 0.0)
+    inside = _ellipse_mask(xx, yy, 0.0, 0.0, a - thick, b - thick, tilt)
+    image[inside] = rng.uniform(0.15, 0.35)
+    for _ in range(int(rng.integers(4, 11))):
+        r, phi = 0.55 * math.sqrt(rng.uniform()), rng.uniform(0.0, 2 * math.pi)
+        mask = _ellipse_mask(
+            xx,
+            yy,
+            r * math.cos(phi),
+            r * math.sin(phi),
+            rng.uniform(0.03, 0.25),
+            rng.uniform(0.03, 0.25),
+            rng.uniform(0.0, math.pi),
+        )
+        image[mask & inside] += rng.uniform(-0.2, 0.4)
+    return _resize_mean(np.clip(image, 0.0, 1.0), supersample)
+
+
+def random_ellipse_phantoms(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
+    """``n`` random ellipse phantoms (see :func:`random_ellipse_phantom`), shape (n, 1, size,
+    size), float32 in [0, 1]; the same ``seed`` gives the same phantoms."""
+    if n < 1 or size < 8:
+        raise ValueError(f"need n ≥ 1 and size ≥ 8, got n={n}, size={size}")
+    rng = np.random.default_rng(seed)
+    images = np.stack([random_ellipse_phantom(size, rng) for _ in range(n)])
+    return torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# A planted-factor data set (lecture 10): a disc placed by angle and radius around the centre.
+
+DISC_ANGLE_RANGE = (0.0, 1.5 * math.pi)
+DISC_RADIUS_RANGE = (0.25, 0.75)
+
+
+def render_discs(
+    angle: torch.Tensor, radius: torch.Tensor, size: int = 32, disc_radius: float = 0.12
+) -> torch.Tensor:
+    """Images (n, 1, size, size) of one bright disc each, centred at the point at polar
+    coordinates (``radius``·size/2, ``angle``) around the canvas centre (angle measured
+    anticlockwise from the x axis, image rows pointing down). Pixel (i, j) has centre
+    p = (j + ½ − size/2, size/2 − i − ½) and value clamp(ρ − ‖p − m‖ + ½, 0, 1), ρ =
+    ``disc_radius``·size: 1 inside the disc, 0 outside, a one-pixel linear ramp on the edge."""
+    angle = torch.as_tensor(angle, dtype=torch.float32).reshape(-1)
+    radius = torch.as_tensor(radius, dtype=torch.float32).reshape(-1)
+    if angle.shape != radius.shape:
+        raise ValueError(f"angle and radius must have the same length, got {len(angle)} and {len(radius)}")
+    if size < 8 or not 0 < disc_radius < 0.5:
+        raise ValueError(
+            f"need size ≥ 8 and 0 < disc_radius < 0.5, got size={size}, disc_radius={disc_radius}"
+        )
+    half = size / 2
+    axis = torch.arange(size, dtype=torch.float32) + 0.5 - half
+    cx = (radius * half * torch.cos(angle))[:, None, None]
+    cy = (radius * half * torch.sin(angle))[:, None, None]
+    dist = torch.sqrt((axis[None, None, :] - cx) ** 2 + (-axis[None, :, None] - cy) ** 2)
+    return (disc_radius * size - dist + 0.5).clamp(0.0, 1.0).unsqueeze(1)
+
+
+def sample_disc_factors(
+    n: int,
+    generator: torch.Generator | None = None,
+    angle_range: tuple[float, float] = DISC_ANGLE_RANGE,
+    radius_range: tuple[float, float] = DISC_RADIUS_RANGE,
+) -> torch.Tensor:
+    """n independent factor pairs (angle, radius), angle ~ U[``angle_range``] (radians) and
+    radius ~ U[``radius_range``] (a fraction of half the canvas); shape (n, 2)."""
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    (a0, a1), (r0, r1) = angle_range, radius_range
+    if not (a0 < a1 and 0 <= r0 < r1 <= 1):
+        raise ValueError(f"need angle_range a0 < a1 and 0 ≤ r0 < r1 ≤ 1, got {angle_range}, {radius_range}")
+    u = torch.rand(n, 2, generator=generator)
+    return torch.stack([a0 + (a1 - a0) * u[:, 0], r0 + (r1 - r0) * u[:, 1]], dim=1)
+
+
+def planted_discs(
+    n: int, size: int = 32, seed: int = 0, disc_radius: float = 0.12
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The planted two-factor data set of InfoGAN-CR (Lin et al., 2020), here on a
+    ``size``×``size`` canvas (the paper's is 64×64): ``n`` images of a disc whose position is
+    set by two independent factors, angle ~ U[0, 3π/2] and radius ~ U[0.25, 0.75] (a fraction
+    of half the canvas) around the centre. Returns (images (n, 1, size, size) in [0, 1],
+    factors (n, 2) = (angle, radius)); the same ``seed`` gives the same data."""
+    factors = sample_disc_factors(n, torch.Generator().manual_seed(seed))
+    return render_discs(factors[:, 0], factors[:, 1], size, disc_radius), factors
+
+
+def disc_factors_from_images(images: torch.Tensor) -> torch.Tensor:
+    """Read the factors (angle, radius) back from disc images (n, 1, size, size): the centre
+    of mass m = Σ p·x_p / Σ x_p of the pixel centres p (x right, y up, origin at the canvas
+    centre) in polar coordinates, angle = atan2(m_y, m_x) mod 2π and radius = ‖m‖/(size/2).
+    Exact for :func:`render_discs` up to the pixel grid; shape (n, 2)."""
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(f"expected images (n, 1, size, size), got shape {tuple(images.shape)}")
+    size = images.shape[-1]
+    axis = torch.arange(size, dtype=torch.float32, device=images.device) + 0.5 - size / 2
+    w = images[:, 0].float()
+    mass = w.sum((1, 2)).clamp_min(1e-8)
+    mx = (w * axis[None, None, :]).sum((1, 2)) / mass
+    my = (w * -axis[None, :, None]).sum((1, 2)) / mass
+    return torch.stack([torch.atan2(my, mx) % (2 * math.pi), torch.sqrt(mx**2 + my**2) / (size / 2)], dim=1)

@@ -386,8 +386,8 @@ assert gap < 1e-9  # the last q is the true posterior: the bound is tight
 #
 # The package's `kl_gaussian` implements the general form
 # $\mathrm{KL}(\mathcal N(\mu, \sigma^2)\,\|\,\mathcal N(\mu_p, \sigma_p^2))
-# = \tfrac12\big[\tfrac{\sigma^2}{\sigma_p^2} + \tfrac{(\mu-\mu_p)^2}{\sigma_p^2} - 1
-# - \log\tfrac{\sigma^2}{\sigma_p^2}\big]$ per coordinate. The cell below checks it against
+# = \tfrac12\big[\tfrac{\sigma^2}{\sigma_p^2} + \tfrac{(\mu-\mu_p)^2}{\sigma_p^2} - 1 -
+# \log\tfrac{\sigma^2}{\sigma_p^2}\big]$ per coordinate. The cell below checks it against
 # `torch.distributions` and against a Monte Carlo average of $\log q(z) - \log p(z)$, and checks
 # both errata.
 
@@ -650,6 +650,24 @@ show_images(
 )
 plt.show()
 
+# %% [markdown]
+# In the notebook (locally or on Colab) the next cell adds two sliders that move a point
+# through this latent space and show its decoding; the rendered book shows the static grid
+# above instead.
+
+# %% tags=["remove-cell"]
+import ipywidgets as widgets
+
+
+def show_code(z1: float = 0.0, z2: float = 0.0) -> None:
+    """Decode the 2-D code (z1, z2) with the 2-D VAE and show it."""
+    image = vae2.decode(torch.tensor([[z1, z2]], dtype=torch.float32).to(DEVICE)).cpu()
+    show_images(image, nrow=1, title=f"z = ({z1:.1f}, {z2:.1f})")
+    plt.show()
+
+
+slider = dict(min=-3.0, max=3.0, step=0.1, value=0.0)
+_ = widgets.interact(show_code, z1=widgets.FloatSlider(**slider), z2=widgets.FloatSlider(**slider))
 # %% [markdown]
 # **Interpolation.** Decoding the straight line between the codes of two test digits moves
 # through plausible digits, because the decoder was trained on codes that fill the space

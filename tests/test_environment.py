@@ -16,8 +16,9 @@ def _name(requirement: str) -> str:
 def test_environment_yml_and_pyproject_name_the_same_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     from_pyproject = {_name(r) for r in project["dependencies"]}
-    for extra in ("book", "test"):
-        from_pyproject |= {_name(r) for r in project["optional-dependencies"][extra]}
+    assert {"book", "test", "grading"} <= set(project["optional-dependencies"])
+    for requirements in project["optional-dependencies"].values():
+        from_pyproject |= {_name(r) for r in requirements}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     from_env = {_name(r) for r in pip_section if not r.startswith("-e")}

@@ -1,0 +1,331 @@
+"""Generative adversarial networks (Goodfellow et al., 2014) and the zoo of adversarial losses.
+
+A generator G maps noise z ~ N(0, I_k) to a sample G(z); a discriminator (or *critic*) D maps a
+sample to a raw score d = D(x) ∈ ℝ. For ``"mm"`` and ``"ns"`` the score is a logit: the
+probability of "real" is σ(d), and the losses are written with softplus, using
+−log σ(d) = softplus(−d) and −log(1 − σ(d)) = softplus(d), so that they are finite for any logit.
+
+| name | discriminator loss L_D | generator loss L_G |
+| --- | --- | --- |
+| ``mm`` (minimax) | −E log σ(D(x)) − E log(1 − σ(D(G(z)))) | E log(1 − σ(D(G(z)))) |
+| ``ns`` (non-saturating) | same as ``mm`` | −E log σ(D(G(z))) |
+| ``wgan`` | −E D(x) + E D(G(z)) | −E D(G(z)) |
+| ``lsgan`` | E (D(x) − 1)² + E D(G(z))² | E (D(G(z)) − 1)² |
+| ``hinge`` | E max(0, 1 − D(x)) + E max(0, 1 + D(G(z))) | −E D(G(z)) |
+
+Penalties, added to L_D with a weight λ by :func:`train_gan`:
+
+* WGAN-GP (Gulrajani et al., 2017): E (‖∇ₓD(x̂)‖₂ − 1)² at x̂ = αx + (1 − α)G(z), α ~ U[0, 1];
+* DRAGAN (Kodali et al., 2017): the same at x̂ = x + α δ, δ = c·std(x)·U[0, 1]ᵈ, near the data.
+
+WGAN's original Lipschitz constraint is weight clipping (every critic parameter clamped to
+[−c, c] after each critic step), the ``clip`` argument of :func:`train_gan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gencourse.nets import mlp
+from gencourse.runtime import progress, seed_everything
+
+LOSSES = ("mm", "ns", "wgan", "lsgan", "hinge")
+PENALTIES = ("gp", "dragan")
+OPTIMIZERS = ("adam", "rmsprop")
+
+SampleReal = Callable[[int, torch.Generator], torch.Tensor]
+
+
+def _check_loss(name: str) -> None:
+    if name not in LOSSES:
+        raise ValueError(f"unknown GAN loss {name!r}; known losses: " + ", ".join(repr(n) for n in LOSSES))
+
+
+def discriminator_loss(name: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss L_D (to be minimised) for the loss ``name``, from the raw scores
+    ``d_real`` = D(x) and ``d_fake`` = D(G(z)) (logits for ``"mm"``/``"ns"``); see the module's
+    table. Expectations are means over all entries."""
+    _check_loss(name)
+    if name in ("mm", "ns"):
+        # −log σ(d) = softplus(−d), −log(1 − σ(d)) = softplus(d)
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    if name == "wgan":
+        return -d_real.mean() + d_fake.mean()
+    if name == "lsgan":
+        return (d_real - 1).pow(2).mean() + d_fake.pow(2).mean()
+    return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()  # hinge
+
+
+def generator_loss(name: str, d_fake: torch.Tensor) -> torch.Tensor:
+    """The generator's loss L_G (to be minimised) for the loss ``name``, from the raw scores
+    ``d_fake`` = D(G(z)); ``"mm"`` is E log(1 − σ(d)) = −E softplus(d), ``"ns"`` is
+    −E log σ(d) = E softplus(−d); see the module's table."""
+    _check_loss(name)
+    if name == "mm":
+        return -F.softplus(d_fake).mean()
+    if name == "ns":
+        return F.softplus(-d_fake).mean()
+    if name == "lsgan":
+        return (d_fake - 1).pow(2).mean()
+    return -d_fake.mean()  # wgan, hinge
+
+
+def _gradient_norm_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor
+) -> torch.Tensor:
+    """E (‖∇ₓ D(x̂)‖₂ − 1)², differentiable with respect to the critic's parameters."""
+    x_hat = x_hat.detach().requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    norm = torch.sqrt(grad.flatten(1).pow(2).sum(1) + 1e-12)
+    return (norm - 1).pow(2).mean()
+
+
+def _uniform_like(
+    shape: Sequence[int], like: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    return torch.rand(tuple(shape), generator=generator, dtype=like.dtype).to(like.device)
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """WGAN-GP's penalty E (‖∇ₓD(x̂)‖₂ − 1)² at the random interpolates x̂ = αx + (1 − α)x̃,
+    one α ~ U[0, 1] per pair (x, x̃) of ``real`` and ``fake`` samples, without the factor λ.
+
+    ``generator`` (a ``torch.Generator``) draws α. The result is differentiable with respect
+    to the critic's parameters (the gradient is taken with ``create_graph=True``).
+    """
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
+    alpha = _uniform_like((len(real),) + (1,) * (real.dim() - 1), real, generator)
+    return _gradient_norm_penalty(critic, alpha * real.detach() + (1 - alpha) * fake.detach())
+
+
+def dragan_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    generator: torch.Generator | None = None,
+    scale: float = 0.5,
+) -> torch.Tensor:
+    """DRAGAN's penalty E (‖∇ₓD(x̂)‖₂ − 1)² at points near the data, without the factor λ:
+    x̂ = x + α δ with δ = ``scale``·std(x)·U[0, 1]ᵈ (std over the whole batch) and one
+    α ~ U[0, 1] per sample, as in the authors' code (Kodali et al., 2017)."""
+    if scale < 0:
+        raise ValueError(f"scale must be non-negative, got {scale}")
+    real = real.detach()
+    delta = scale * real.std() * _uniform_like(real.shape, real, generator)
+    alpha = _uniform_like((len(real),) + (1,) * (real.dim() - 1), real, generator)
+    return _gradient_norm_penalty(critic, real + alpha * delta)
+
+
+def clip_weights(module: nn.Module, c: float) -> None:
+    """WGAN's weight clipping: clamp every parameter of ``module`` to [−c, c], in place."""
+    if c <= 0:
+        raise ValueError(f"the clipping constant must be positive, got {c}")
+    with torch.no_grad():
+        for p in module.parameters():
+            p.clamp_(-c, c)
+
+
+def pack_samples(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN's packing: group m consecutive samples and concatenate them along the first
+    feature axis, (n·m, d) → (n, m·d) and (n·m, C, H, W) → (n, m·C, H, W)."""
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"the packing degree m must be a positive integer, got {m!r}")
+    if x.dim() < 2 or len(x) % m != 0:
+        raise ValueError(f"cannot pack a batch of shape {tuple(x.shape)} into groups of {m}")
+    return x.reshape(len(x) // m, m * x.shape[1], *x.shape[2:])
+
+
+def sample_latent(
+    n: int, latent_dim: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """n latent codes z ~ N(0, I_k), k = ``latent_dim``, shape (n, k) (drawn on the CPU so that a
+    seed gives the same codes on every device)."""
+    return torch.randn(n, latent_dim, generator=generator).to(device)
+
+
+def data_sampler(data: torch.Tensor) -> SampleReal:
+    """A ``sample_real(n, generator)`` for :func:`train_gan` that draws n rows of ``data``
+    uniformly at random, with replacement."""
+    if len(data) == 0:
+        raise ValueError("data is empty")
+
+    def sample_real(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return data[torch.randint(len(data), (n,), generator=generator)]
+
+    return sample_real
+
+
+class MLPGenerator(nn.Module):
+    """z ∈ ℝᵏ → hidden layers (ReLU) → x ∈ ℝᵈ, for 2-D toy data."""
+
+    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (128, 128), out_dim: int = 2) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.net = mlp([latent_dim, *hidden, out_dim], nn.ReLU)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """x ∈ ℝᵈ → hidden layers (LeakyReLU, slope 0.2) → a raw score of shape (n,)."""
+
+    def __init__(self, in_dim: int = 2, hidden: Sequence[int] = (128, 128)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in zip([in_dim, *hidden[:-1]], hidden, strict=True):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else in_dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+def _optimizer(name: str, params, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    raise ValueError(
+        f"unknown optimizer {name!r}; known optimizers: " + ", ".join(repr(n) for n in OPTIMIZERS)
+    )
+
+
+def train_gan(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    sample_real: SampleReal,
+    latent_dim: int,
+    steps: int,
+    loss: str = "ns",
+    n_critic: int = 1,
+    clip: float | None = None,
+    penalty: str | None = None,
+    penalty_weight: float = 10.0,
+    lr_g: float = 2e-4,
+    lr_d: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    batch_size: int = 64,
+    seed: int = 0,
+    *,
+    optimizer: str = "adam",
+    pack: int = 1,
+    prepare_d_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    callback: Callable[[int, nn.Module, nn.Module], None] | None = None,
+    desc: str = "GAN",
+) -> dict[str, list[float]]:
+    """Alternating training of a GAN (Goodfellow et al.'s algorithm, with k = ``n_critic``).
+
+    Each of the ``steps`` generator steps is preceded by ``n_critic`` discriminator steps; each
+    step draws a fresh batch of ``batch_size`` real samples ``sample_real(n, gen)`` and of codes
+    z ~ N(0, I). The discriminator minimises ``discriminator_loss(loss, D(x), D(G(z)))`` plus
+    ``penalty_weight`` × the penalty (``"gp"``: :func:`gradient_penalty`, ``"dragan"``:
+    :func:`dragan_penalty`), then its weights are clipped to [−``clip``, ``clip``] if ``clip``
+    is given; the generator minimises ``generator_loss(loss, D(G(z)))``.
+
+    The discriminator sees ``prepare_d_input(x)`` rather than x if given, and with ``pack = m``
+    sees m samples at a time (PacGAN): ``batch_size`` packed examples are built from
+    m·``batch_size`` samples with :func:`pack_samples`. Penalties are computed on the
+    discriminator's inputs. ``optimizer`` is ``"adam"`` (with ``betas``) or ``"rmsprop"``
+    (WGAN's choice), with learning rates ``lr_g`` and ``lr_d``. ``callback(step, G, D)`` is
+    called after each generator step. A generator without trainable parameters (e.g. frozen
+    with ``requires_grad_(False)``) is not updated: the loop then trains the discriminator alone
+    against a fixed distribution. Seeded: the same ``seed`` and initial weights give the same run
+    on the CPU.
+
+    Returns the history ``{"step", "d_loss", "g_loss", "d_real", "d_fake", "penalty"}``, one
+    entry per generator step: the losses (``d_loss`` without the penalty) and the mean raw
+    scores of the last discriminator step (for ``"wgan"``, ``d_real − d_fake`` estimates W₁).
+    """
+    _check_loss(loss)
+    if penalty is not None and penalty not in PENALTIES:
+        raise ValueError(
+            f"unknown penalty {penalty!r}; known penalties: None, " + ", ".join(map(repr, PENALTIES))
+        )
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; known optimizers: " + ", ".join(map(repr, OPTIMIZERS))
+        )
+    for name, value in (("steps", steps), ("n_critic", n_critic), ("batch_size", batch_size), ("pack", pack)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "steps" else 1):
+            raise ValueError(
+                f"{name} must be a {'non-negative' if name == 'steps' else 'positive'} integer, got {value!r}"
+            )
+    if clip is not None and clip <= 0:
+        raise ValueError(f"clip must be positive, got {clip}")
+
+    d_params = [p for p in discriminator.parameters() if p.requires_grad]
+    g_params = [p for p in generator.parameters() if p.requires_grad]
+    if not d_params:
+        raise ValueError("the discriminator has no trainable parameters")
+
+    gen = seed_everything(seed)
+    device = d_params[0].device
+    opt_g = _optimizer(optimizer, g_params, lr_g, betas) if g_params else None
+    opt_d = _optimizer(optimizer, d_params, lr_d, betas)
+    n = batch_size * pack
+
+    def d_input(x: torch.Tensor) -> torch.Tensor:
+        if prepare_d_input is not None:
+            x = prepare_d_input(x)
+        return pack_samples(x, pack) if pack > 1 else x
+
+    history: dict[str, list[float]] = {
+        k: [] for k in ("step", "d_loss", "g_loss", "d_real", "d_fake", "penalty")
+    }
+    generator.train()
+    discriminator.train()
+    for step in progress(range(steps), desc=desc):
+        for p in d_params:
+            p.requires_grad_(True)
+        for _ in range(n_critic):
+            real = d_input(sample_real(n, gen).to(device))
+            with torch.no_grad():
+                fake = d_input(generator(sample_latent(n, latent_dim, gen, device)))
+            d_real, d_fake = discriminator(real), discriminator(fake)
+            loss_d = discriminator_loss(loss, d_real, d_fake)
+            pen = torch.zeros((), device=device)
+            if penalty == "gp":
+                pen = gradient_penalty(discriminator, real, fake, gen)
+            elif penalty == "dragan":
+                pen = dragan_penalty(discriminator, real, gen)
+            opt_d.zero_grad(set_to_none=True)
+            (loss_d + penalty_weight * pen).backward()
+            opt_d.step()
+            if clip is not None:
+                clip_weights(discriminator, clip)
+        for p in d_params:  # the generator step needs no gradient for D's weights
+            p.requires_grad_(False)
+        with torch.set_grad_enabled(opt_g is not None):
+            loss_g = generator_loss(
+                loss, discriminator(d_input(generator(sample_latent(n, latent_dim, gen, device))))
+            )
+        if opt_g is not None:
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+        history["step"].append(step)
+        history["d_loss"].append(float(loss_d.detach()))
+        history["g_loss"].append(float(loss_g.detach()))
+        history["d_real"].append(float(d_real.detach().mean()))
+        history["d_fake"].append(float(d_fake.detach().mean()))
+        history["penalty"].append(float(pen.detach()))
+        if callback is not None:
+            callback(step, generator, discriminator)
+    for p in d_params:
+        p.requires_grad_(True)
+    generator.eval()
+    discriminator.eval()
+    return history

@@ -1,0 +1,388 @@
+"""Image-to-image translation and pieces of the modern GAN architectures (lecture 11).
+
+* pix2pix (Isola et al., 2017): a generator G(x) trained on pairs (x, y) with the conditional
+  GAN loss plus an L1 term, min_G max_D L_cGAN(G, D) + λ E‖y − G(x)‖₁, where the discriminator
+  sees the pair, D(x, y) versus D(x, G(x)), and judges overlapping patches (PatchGAN).
+* CycleGAN (Zhu et al., 2017): two generators G: A → B and F: B → A trained on unpaired
+  images with two GAN losses plus the cycle-consistency loss
+  E_a ‖F(G(a)) − a‖₁ + E_b ‖G(F(b)) − b‖₁.
+* AdaIN (Huang & Belongie, 2017): AdaIN(x, y) = σ(y) (x − μ(x)) / σ(x) + μ(y), statistics per
+  sample and channel over the spatial positions; StyleGAN (Karras et al., 2019) computes the
+  style (σ, μ) of each layer by an affine map of w = f(z), the output of a mapping network f,
+  and mixes styles by feeding different w to different layers.
+* Progressive growing (Karras et al., 2018): a new, higher-resolution block is faded in,
+  output = (1 − α) · upsample(old) + α · new.
+* GAN dissection (Bau et al., 2019): the agreement (IoU) between a unit's thresholded
+  activation map and a concept's mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gencourse.gan import discriminator_loss, generator_loss
+from gencourse.restoration import EncoderDecoder
+from gencourse.runtime import progress, seed_everything
+
+# ---------------------------------------------------------------------------------------------
+# pix2pix
+
+
+def translation_generator(
+    in_channels: int = 1, out_channels: int = 1, width: int = 32, levels: int = 2
+) -> nn.Sequential:
+    """An image-to-image generator: the encoder-decoder with symmetric skips of lecture 8
+    (:class:`~gencourse.restoration.EncoderDecoder`, additive skips as in RED-Net rather than
+    pix2pix's concatenated U-Net skips) followed by a sigmoid, so that outputs lie in [0, 1]."""
+    return nn.Sequential(EncoderDecoder(in_channels, out_channels, width, levels, skips=True), nn.Sigmoid())
+
+
+class PatchDiscriminator(nn.Module):
+    """A PatchGAN discriminator: ``n_layers`` stride-2 4×4 convolutions (LeakyReLU 0.2) and a
+    final 3×3 convolution to one logit per patch, shape (n, 1, h', w'). Each logit sees a
+    receptive field of 4 + 3·2 + … pixels (see :func:`receptive_field`), not the whole image.
+    For pix2pix it takes the pair (x, y) stacked as channels (``in_channels`` = C_x + C_y)."""
+
+    def __init__(self, in_channels: int = 2, width: int = 32, n_layers: int = 2) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be positive, got {n_layers}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for i in range(n_layers):
+            layers += [nn.Conv2d(channels, width * 2**i, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            channels = width * 2**i
+        layers.append(nn.Conv2d(channels, 1, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+        self.kernels = [4] * n_layers + [3]
+        self.strides = [2] * n_layers + [1]
+
+    def forward(self, *images: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat(images, dim=1))
+
+
+def receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> int:
+    """The receptive field r of a stack of convolutions with the given kernel sizes and
+    strides: r = 1 + Σ_l (k_l − 1) Π_{m<l} s_m."""
+    if len(kernels) != len(strides):
+        raise ValueError(f"{len(kernels)} kernel sizes but {len(strides)} strides")
+    r, jump = 1, 1
+    for k, s in zip(kernels, strides, strict=True):
+        r += (k - 1) * jump
+        jump *= s
+    return r
+
+
+def train_pix2pix(
+    generator: nn.Module,
+    discriminator: nn.Module | None,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    steps: int,
+    l1_weight: float = 100.0,
+    adv_weight: float = 1.0,
+    conditional: bool = True,
+    loss: str = "ns",
+    batch_size: int = 32,
+    lr: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    seed: int = 0,
+    desc: str = "pix2pix",
+) -> dict[str, list[float]]:
+    """pix2pix's objective on paired data (x, y) = (``inputs``, ``targets``):
+
+        min_G  adv_weight · L_G + l1_weight · E‖y − G(x)‖₁   (mean absolute error per pixel),
+
+    with L_G = ``generator_loss(loss, D(x, G(x)))`` and D minimising
+    ``discriminator_loss(loss, D(x, y), D(x, G(x)))``. With ``conditional=False`` the
+    discriminator sees only the output, D(y) versus D(G(x)) (SRGAN's choice). With
+    ``discriminator=None`` (or ``adv_weight=0``) this is plain L1 regression. Returns
+    ``{"step", "l1", "g_adv", "d_loss"}`` (nan entries for the parts that are off).
+    """
+    if inputs.shape[0] != targets.shape[0] or inputs.dim() != 4 or targets.dim() != 4:
+        raise ValueError(
+            f"expected paired batches (N, C, H, W), got {tuple(inputs.shape)} and {tuple(targets.shape)}"
+        )
+    if l1_weight < 0 or adv_weight < 0 or (l1_weight == 0 and (adv_weight == 0 or discriminator is None)):
+        raise ValueError(
+            f"need a positive weight on some loss, got l1_weight={l1_weight}, adv_weight={adv_weight}"
+        )
+    use_adv = discriminator is not None and adv_weight > 0
+    gen = seed_everything(seed)
+    device = next(generator.parameters()).device
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if use_adv else None
+    history: dict[str, list[float]] = {"step": [], "l1": [], "g_adv": [], "d_loss": []}
+
+    def judge(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return discriminator(x, y) if conditional else discriminator(y)
+
+    generator.train()
+    for step in progress(range(steps), desc=desc):
+        idx = torch.randint(len(inputs), (batch_size,), generator=gen)
+        x, y = inputs[idx].to(device), targets[idx].to(device)
+        fake = generator(x)
+        d_loss = g_adv = torch.tensor(float("nan"))
+        if use_adv:
+            d_loss = discriminator_loss(loss, judge(x, y), judge(x, fake.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            discriminator.requires_grad_(False)
+            g_adv = generator_loss(loss, judge(x, fake))
+            discriminator.requires_grad_(True)
+        l1 = (fake - y).abs().mean()
+        total = l1_weight * l1 + (adv_weight * g_adv if use_adv else 0.0)
+        opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        opt_g.step()
+        history["step"].append(step)
+        history["l1"].append(float(l1.detach()))
+        history["g_adv"].append(float(g_adv.detach()))
+        history["d_loss"].append(float(d_loss.detach()))
+    generator.eval()
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# CycleGAN
+
+
+def cycle_consistency_loss(x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    """The cycle-consistency loss E‖F(G(x)) − x‖₁ of one direction, as the mean absolute error
+    per pixel between ``x`` and its round trip ``reconstruction`` = F(G(x))."""
+    if x.shape != reconstruction.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} and {tuple(reconstruction.shape)}")
+    return (reconstruction - x).abs().mean()
+
+
+def train_cyclegan(
+    g_ab: nn.Module,
+    g_ba: nn.Module,
+    d_a: nn.Module,
+    d_b: nn.Module,
+    images_a: torch.Tensor,
+    images_b: torch.Tensor,
+    steps: int,
+    cycle_weight: float = 10.0,
+    loss: str = "lsgan",
+    batch_size: int = 32,
+    lr: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    seed: int = 0,
+    desc: str = "CycleGAN",
+) -> dict[str, list[float]]:
+    """CycleGAN on unpaired samples of two domains A and B:
+
+        L(G, F, D_A, D_B) = L_GAN(G, D_B) + L_GAN(F, D_A) + λ [E_a ‖F(G(a)) − a‖₁ + E_b ‖G(F(b)) − b‖₁],
+
+    G = ``g_ab``, F = ``g_ba``, λ = ``cycle_weight``, with the least-squares GAN loss by default
+    (as in the paper). Each step draws independent batches of a and b (no pairs), updates both
+    discriminators on real versus translated images, then both generators. Returns
+    ``{"step", "cycle", "g_adv", "d_loss"}``.
+    """
+    if images_a.dim() != 4 or images_b.dim() != 4:
+        raise ValueError(
+            f"expected image batches (N, C, H, W), got {tuple(images_a.shape)}, {tuple(images_b.shape)}"
+        )
+    gen = seed_everything(seed)
+    device = next(g_ab.parameters()).device
+    opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], lr=lr, betas=betas)
+    opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=lr, betas=betas)
+    history: dict[str, list[float]] = {"step": [], "cycle": [], "g_adv": [], "d_loss": []}
+    g_ab.train()
+    g_ba.train()
+    for step in progress(range(steps), desc=desc):
+        a = images_a[torch.randint(len(images_a), (batch_size,), generator=gen)].to(device)
+        b = images_b[torch.randint(len(images_b), (batch_size,), generator=gen)].to(device)
+        fake_b, fake_a = g_ab(a), g_ba(b)
+        d_loss = discriminator_loss(loss, d_b(b), d_b(fake_b.detach())) + discriminator_loss(
+            loss, d_a(a), d_a(fake_a.detach())
+        )
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        d_a.requires_grad_(False)
+        d_b.requires_grad_(False)
+        g_adv = generator_loss(loss, d_b(fake_b)) + generator_loss(loss, d_a(fake_a))
+        cycle = cycle_consistency_loss(a, g_ba(fake_b)) + cycle_consistency_loss(b, g_ab(fake_a))
+        opt_g.zero_grad(set_to_none=True)
+        (g_adv + cycle_weight * cycle).backward()
+        opt_g.step()
+        d_a.requires_grad_(True)
+        d_b.requires_grad_(True)
+        history["step"].append(step)
+        history["cycle"].append(float(cycle.detach()))
+        history["g_adv"].append(float(g_adv.detach()))
+        history["d_loss"].append(float(d_loss.detach()))
+    g_ab.eval()
+    g_ba.eval()
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# AdaIN, the mapping network and a tiny style-based generator
+
+
+def channel_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean μ and standard deviation σ = √(Var + eps) over the spatial
+    positions of features (n, C, H, W); both of shape (n, C, 1, 1). (Var is the biased, 1/HW,
+    variance, as in instance normalisation.)"""
+    if x.dim() != 4:
+        raise ValueError(f"expected features (n, C, H, W), got shape {tuple(x.shape)}")
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
+    return mean, torch.sqrt(var + eps)
+
+
+def adain(
+    content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """Adaptive instance normalisation: σ_s · (x − μ(x)) / σ(x) + μ_s, with μ(x), σ(x) from
+    :func:`channel_stats` and the style's mean and std ``style_mean``, ``style_std`` of shape
+    (n, C) or (n, C, 1, 1). The output has, channel by channel, mean μ_s and standard deviation
+    σ_s·√(Var/(Var + eps)) ≈ σ_s."""
+    n, c = content.shape[:2]
+    mu, sigma = channel_stats(content, eps)
+    return style_std.reshape(n, c, 1, 1) * (content - mu) / sigma + style_mean.reshape(n, c, 1, 1)
+
+
+def adain_from(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """AdaIN(x, y) of Huang & Belongie: the content features x take the per-channel mean and
+    standard deviation of the style features y (same number of channels)."""
+    mu, sigma = channel_stats(style, eps)
+    return adain(content, mu, sigma, eps)
+
+
+class MappingNetwork(nn.Module):
+    """StyleGAN's mapping network f: z ↦ w, an MLP of ``depth`` layers with LeakyReLU(0.2),
+    applied to the pixel-normalised z / √(mean z² + 1e-8) (StyleGAN uses 8 layers of 512)."""
+
+    def __init__(self, latent_dim: int = 16, w_dim: int = 32, depth: int = 3) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be positive, got {depth}")
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            layers += [nn.Linear(latent_dim if i == 0 else w_dim, w_dim), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers)
+        self.latent_dim, self.w_dim = latent_dim, w_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+        return self.net(z)
+
+
+class StyleBlock(nn.Module):
+    """One synthesis block: optional ×2 nearest upsampling, a 3×3 convolution, LeakyReLU(0.2),
+    then AdaIN whose style (σ, μ) = (1 + A_σ w, A_μ w) comes from an affine map A of w."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, upsample: bool) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.affine = nn.Linear(w_dim, 2 * out_channels)
+
+    def style(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The style (mean, std) of this block's AdaIN for codes w, each (n, C)."""
+        scale, shift = self.affine(w).chunk(2, dim=1)
+        return shift, 1 + scale
+
+    def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+        h = F.leaky_relu(self.conv(h), 0.2)
+        mean, std = self.style(w)
+        return adain(h, mean, std)
+
+
+class TinyStyleGenerator(nn.Module):
+    """A style-based generator in miniature (Karras et al., 2019) for 1×28×28 images: a learned
+    constant (C, 7, 7) input, blocks at 7×7, 14×14, 14×14 and 28×28 (:class:`StyleBlock`), each
+    modulated by its own w, and a 1×1 convolution to one channel with a sigmoid.
+    ``forward(z)`` maps z through the :class:`MappingNetwork` and feeds the same w to every
+    block; :meth:`synthesize` takes one w per block (style mixing)."""
+
+    def __init__(self, latent_dim: int = 16, w_dim: int = 32, channels: int = 32, depth: int = 3) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.mapping = MappingNetwork(latent_dim, w_dim, depth)
+        self.const = nn.Parameter(torch.randn(1, channels, 7, 7))
+        self.blocks = nn.ModuleList(
+            [
+                StyleBlock(channels, channels, w_dim, upsample=False),
+                StyleBlock(channels, channels, w_dim, upsample=True),
+                StyleBlock(channels, channels, w_dim, upsample=False),
+                StyleBlock(channels, channels, w_dim, upsample=True),
+            ]
+        )
+        self.to_image = nn.Conv2d(channels, 1, 1)
+
+    @property
+    def n_styles(self) -> int:
+        return len(self.blocks)
+
+    def synthesize(self, ws: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """Images from one code w per block: a sequence of n_styles tensors (n, w_dim), or one
+        tensor (n, w_dim) used by every block."""
+        if isinstance(ws, torch.Tensor):
+            ws = [ws] * self.n_styles
+        if len(ws) != self.n_styles:
+            raise ValueError(f"expected {self.n_styles} codes w, got {len(ws)}")
+        h = self.const.expand(len(ws[0]), -1, -1, -1)
+        for block, w in zip(self.blocks, ws, strict=True):
+            h = block(h, w)
+        return torch.sigmoid(self.to_image(h))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(self.mapping(z))
+
+
+def style_mix(
+    generator: TinyStyleGenerator, z1: torch.Tensor, z2: torch.Tensor, crossover: int
+) -> torch.Tensor:
+    """Style mixing: blocks 0 … ``crossover``−1 take w₁ = f(z₁) (coarse styles), the remaining
+    blocks take w₂ = f(z₂) (fine styles)."""
+    if not 0 <= crossover <= generator.n_styles:
+        raise ValueError(f"crossover must lie in [0, {generator.n_styles}], got {crossover}")
+    w1, w2 = generator.mapping(z1), generator.mapping(z2)
+    return generator.synthesize([w1] * crossover + [w2] * (generator.n_styles - crossover))
+
+
+# ---------------------------------------------------------------------------------------------
+# Progressive growing and GAN dissection
+
+
+def fade_in(old: torch.Tensor, new: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Progressive growing's transition: (1 − α) · upsample×2(old) + α · new, ``old`` at half
+    the resolution of ``new`` (nearest-neighbour upsampling), α from 0 to 1 during the fade."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    up = F.interpolate(old, scale_factor=2, mode="nearest")
+    if up.shape != new.shape:
+        raise ValueError(f"upsampled old output {tuple(up.shape)} does not match the new {tuple(new.shape)}")
+    return (1 - alpha) * up + alpha * new
+
+
+def unit_iou(activations: torch.Tensor, concept: torch.Tensor, quantile: float = 0.9) -> torch.Tensor:
+    """GAN dissection's agreement between units and a concept: each unit u's activation maps
+    a_u (n, H', W') are upsampled (bilinear) to the concept masks' size (n, H, W), thresholded at
+    the unit's ``quantile`` over all images and positions, and compared with the masks by
+    IoU_u = |{a_u > t_u} ∩ concept| / |{a_u > t_u} ∪ concept|. Returns (C,)."""
+    if activations.dim() != 4 or concept.dim() != 3 or len(activations) != len(concept):
+        raise ValueError(
+            f"expected activations (n, C, H', W') and masks (n, H, W), got {tuple(activations.shape)} "
+            f"and {tuple(concept.shape)}"
+        )
+    up = F.interpolate(activations, size=concept.shape[-2:], mode="bilinear", align_corners=False)
+    flat = up.transpose(0, 1).reshape(up.shape[1], -1)
+    thresholds = torch.quantile(flat, quantile, dim=1)
+    on = flat > thresholds[:, None]
+    mask = concept.reshape(1, -1).bool()
+    inter = (on & mask).sum(1).float()
+    union = (on | mask).sum(1).float()
+    return inter / union.clamp_min(1)

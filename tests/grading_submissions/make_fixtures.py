@@ -1,0 +1,491 @@
+"""Write the fixture submissions of tests/test_grading.py (run it after changing them):
+
+    .venv/bin/python tests/grading_submissions/make_fixtures.py
+
+Each fixture is a notebook that a student could hand in: deliberately wrong answers (whose exact
+partial marks the tests know), and hostile ones that try to break, fool or escape the grader.
+``01_vae/`` holds submissions for assignment 1, the others one wrong submission each.
+These notebooks are data for the grader: never run them yourself.
+"""
+
+import json
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+IMPORTS = """
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+"""
+
+KL_DISCRETE = """
+def kl_discrete(p, q):
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    support = p > 0
+    if np.any(q[support] == 0):
+        return math.inf
+    return float(np.sum(p[support] * np.log(p[support] / q[support])))
+"""
+
+KL_PQ = """
+P = np.array([0.36, 0.48, 0.16])
+Q = np.ones(3) / 3
+kl_pq = float(np.sum(P * np.log(P / Q)))
+kl_qp = float(np.sum(Q * np.log(Q / P)))
+"""
+
+KL_GAUSSIAN = """
+def kl_gaussian(mu, logvar):
+    return 0.5 * (torch.exp(logvar) + mu.pow(2) - 1 - logvar).sum(dim=-1)
+"""
+
+REPARAMETERIZE = """
+def reparameterize(mu, logvar, eps):
+    return mu + torch.exp(0.5 * logvar) * eps
+"""
+
+NEGATIVE_ELBO = """
+def negative_elbo(x, logits, mu, logvar):
+    nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    return nll + 0.5 * (torch.exp(logvar) + mu.pow(2) - 1 - logvar).sum(dim=-1)
+"""
+
+CORRECT = [IMPORTS, KL_DISCRETE, KL_PQ, KL_GAUSSIAN, REPARAMETERIZE, NEGATIVE_ELBO]
+
+
+def notebook(cells):
+    """A minimal nbformat-4 notebook with these code cells."""
+    return {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"cell-{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": textwrap.dedent(source).strip() + "\n",
+            }
+            for i, source in enumerate(cells)
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def replace(cells, old, new):
+    return [new if cell == old else cell for cell in cells]
+
+
+ATTEMPTS = '''
+def attempt(what, action):
+    """Try something the sandbox must refuse, and say what happened."""
+    try:
+        action()
+        print(f"NOT REFUSED: {what}")
+    except Exception as exc:
+        print(f"refused: {what}: {type(exc).__name__}: {exc}")
+'''
+
+VAE_FIXTURES = {
+    # q1 fails (0·log 0 gives NaN), q4 uses the variance, q5 takes logs of probabilities: 3 of 8
+    "wrong": replace(
+        replace(
+            replace(
+                CORRECT,
+                KL_DISCRETE,
+                """
+                def kl_discrete(p, q):
+                    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+                    return float(np.sum(p * np.log(p / q)))
+                """,
+            ),
+            REPARAMETERIZE,
+            """
+            def reparameterize(mu, logvar, eps):
+                return mu + torch.exp(logvar) * eps
+            """,
+        ),
+        NEGATIVE_ELBO,
+        """
+        def negative_elbo(x, logits, mu, logvar):
+            p = torch.sigmoid(logits)
+            nll = -(x * torch.log(p) + (1 - x) * torch.log(1 - p)).flatten(1).sum(1)
+            return nll + 0.5 * (torch.exp(logvar) + mu.pow(2) - 1 - logvar).sum(dim=-1)
+        """,
+    ),
+    # a cell raises, and kl_discrete raises when called: 6 of 8
+    "raises": [
+        *replace(
+            CORRECT,
+            KL_DISCRETE,
+            """
+            def kl_discrete(p, q):
+                raise RuntimeError("not finished")
+            """,
+        ),
+        'raise ValueError("a cell that fails")',
+    ],
+    # sys.exit in a cell, exit() in another, SystemExit from kl_gaussian: 6 of 8
+    "sys_exit": [
+        "import sys\nsys.exit(0)",
+        *replace(
+            CORRECT,
+            KL_GAUSSIAN,
+            """
+            def kl_gaussian(mu, logvar):
+                raise SystemExit(3)
+            """,
+        ),
+        "exit()",
+    ],
+    # os._exit after defining everything: the process ends before any probe, 0 of 8
+    "os_exit": [*CORRECT, "os._exit(0)"],
+    # a cell that never ends is stopped at the cell time limit, the rest is graded: 8 of 8
+    "forever_cell": [*CORRECT[:3], "while True:\n    pass", *CORRECT[3:]],
+    # kl_gaussian never returns: stopped at the probe time limit, 6 of 8
+    "forever_function": replace(
+        CORRECT,
+        KL_GAUSSIAN,
+        """
+        def kl_gaussian(mu, logvar):
+            while True:
+                pass
+        """,
+    ),
+    # swallows the time-limit exception: killed at the submission's time limit, 0 of 8
+    "unkillable": [
+        *CORRECT,
+        """
+        while True:
+            try:
+                time.sleep(0.05)
+            except BaseException:
+                pass
+        """,
+    ],
+    # prints 40 MB: the output file is capped, the printing cell fails, 8 of 8
+    "prints_megabytes": [*CORRECT, 'for _ in range(40):\n    print("x" * 1_000_000)'],
+    # a str, NaN, a NumPy array where gradients are needed, a wrong shape: only q2 (1 of 8)
+    "nan_and_types": [
+        IMPORTS,
+        """
+        def kl_discrete(p, q):
+            return "0.5"
+        """,
+        KL_PQ,
+        """
+        def kl_gaussian(mu, logvar):
+            return torch.full(mu.shape[:-1], float("nan"), dtype=mu.dtype)
+        """,
+        """
+        def reparameterize(mu, logvar, eps):
+            return (mu + torch.exp(0.5 * logvar) * eps).detach().numpy()
+        """,
+        """
+        def negative_elbo(x, logits, mu, logvar):
+            return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        """,
+    ],
+    # deletes, edits, renames, re-permissions files outside its folder: all refused, 8 of 8
+    "deletes_files": [
+        *CORRECT,
+        ATTEMPTS,
+        """
+        import pathlib
+        import shutil
+
+        import gencourse.grading.harness
+
+        canary = "/tmp/gencourse-grading-canary/canary.txt"
+        grader_file = gencourse.grading.harness.__file__
+        attempt("delete the canary", lambda: os.remove(canary))
+        attempt("delete its folder", lambda: shutil.rmtree(os.path.dirname(canary)))
+        attempt("rename the canary", lambda: os.rename(canary, canary + ".moved"))
+        attempt("overwrite the canary", lambda: open(canary, "w").write("overwritten"))
+        attempt("append to the canary", lambda: pathlib.Path(canary).open("a").write("more"))
+        attempt("truncate the canary", lambda: os.truncate(canary, 0))
+        attempt("chmod the canary", lambda: os.chmod(canary, 0))
+        attempt("touch the canary", lambda: os.utime(canary, (0, 0)))
+        attempt("hard-link the canary", lambda: os.link(canary, "hard"))
+        attempt("symlink the canary", lambda: os.symlink(canary, "soft"))
+        attempt("edit the grader", lambda: open(grader_file, "a").write("# edited"))
+        attempt("delete the grader", lambda: os.remove(grader_file))
+        attempt("open the canary's folder", lambda: os.open(os.path.dirname(canary), os.O_RDONLY))
+        attempt("leave the sandbox", lambda: os.chdir("/tmp"))
+        """,
+    ],
+    # starts processes that would outlive it: all refused, 8 of 8
+    "leaves_process": [
+        *CORRECT,
+        ATTEMPTS,
+        """
+        import importlib.util
+        import multiprocessing
+        import subprocess
+
+        attempt("subprocess", lambda: subprocess.Popen(["sleep", "1234.5"]))
+        attempt("os.system", lambda: os.system("sleep 1234.6 &"))
+        attempt("os.posix_spawn", lambda: os.posix_spawn("/bin/sleep", ["sleep", "1234.7"], os.environ))
+        attempt("os.fork", lambda: os.fork())
+        attempt("multiprocessing", lambda: multiprocessing.Process(target=time.sleep, args=(1234.8,)).start())
+        attempt("os.kill the grader", lambda: os.kill(os.getppid(), 9))
+        attempt(
+            "a fresh _posixsubprocess",
+            lambda: importlib.util.module_from_spec(importlib.util.find_spec("_posixsubprocess")),
+        )
+        """,
+    ],
+    # tries to read the solutions, the hidden tests and the answers' modules: q2 and q4 only, 2 of 8
+    "reads_secrets": [
+        IMPORTS,
+        ATTEMPTS,
+        KL_PQ,
+        REPARAMETERIZE,
+        "from gencourse.divergences import kl_discrete",
+        """
+        import pathlib
+
+        import gencourse
+
+        root = pathlib.Path(gencourse.__file__).resolve().parents[1]
+        source = (root / "assignments" / "01_vae" / "01_vae.py").read_text()
+        exec(source.split("def kl_gaussian")[1].join(["def kl_gaussian", ""]))
+        """,
+        """
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("stolen", pathlib.Path(gencourse.__file__).parent / "vae.py")
+        stolen = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(stolen)
+
+
+        def negative_elbo(x, logits, mu, logvar):
+            return -stolen.elbo_terms(x, logits, mu, logvar)
+        """,
+        """
+        attempt("read the hidden tests", lambda: (root / "assignments" / "01_vae" / "hidden_tests.py").read_text())
+        attempt("read the autograder", lambda: open(root / "_build/assignments/01_vae/autograder/01_vae.ipynb").read())
+        attempt("read the plan", lambda: open("../plan.json").read())
+        attempt("read /etc/passwd", lambda: open("/etc/passwd").read())
+        attempt("import the answers", lambda: __import__("gencourse.vae"))
+        attempt("read the grader's secret variable", lambda: os.environ["GENCOURSE_TEST_SECRET"])
+        """,
+    ],
+    # wrong answers behind an __eq__ that always answers True and patched comparisons: 0 of 8
+    "tampers": [
+        IMPORTS,
+        """
+        import gencourse.grading.plain
+        import gencourse.grading.spec
+
+
+        class AlwaysEqual:
+            def __eq__(self, other):
+                return True
+
+            def __ne__(self, other):
+                return False
+
+
+        class FloatEqual(float):
+            def __eq__(self, other):
+                return True
+
+            __hash__ = float.__hash__
+
+
+        class TensorEqual(torch.Tensor):
+            def __eq__(self, other):
+                return True
+
+
+        kl_pq = AlwaysEqual()
+        kl_qp = FloatEqual(0.0)
+        np.allclose = np.isclose = np.array_equal = lambda *args, **kwargs: True
+        torch.allclose = torch.equal = lambda *args, **kwargs: True
+        torch.Tensor.__bool__ = lambda self: True
+        math.isclose = lambda *args, **kwargs: True
+        gencourse.grading.spec.close = lambda *args, **kwargs: (lambda *a: None)
+        gencourse.grading.plain.to_plain = lambda value, depth=0: {"kind": "number", "value": 0.0}
+
+
+        def kl_discrete(p, q):
+            return 0.0
+
+
+        def kl_gaussian(mu, logvar):
+            return torch.zeros(mu.shape[:-1], dtype=mu.dtype).as_subclass(TensorEqual)
+
+
+        def reparameterize(mu, logvar, eps):
+            return mu
+
+
+        def negative_elbo(x, logits, mu, logvar):
+            return torch.zeros(len(x), dtype=x.dtype)
+        """,
+    ],
+    # writes its own results file (true values for q2, zeros elsewhere, an extra and a malformed
+    # entry) and ends the process before the harness can overwrite it: q2 only, 1 of 8
+    "forges_results": [
+        IMPORTS,
+        """
+        import json
+
+        frame, results, plan = sys._getframe(), None, None
+        while frame is not None:
+            results = results or (frame.f_locals.get("results") if hasattr(frame.f_locals.get("results"), "path") else None)
+            plan = plan or frame.f_locals.get("plan")
+            frame = frame.f_back
+        P, Q = np.array([0.36, 0.48, 0.16]), np.ones(3) / 3
+        truth = {"kl_pq": float(np.sum(P * np.log(P / Q))), "kl_qp": float(np.sum(Q * np.log(Q / P)))}
+        probes = {p["id"]: {"kind": "number", "value": truth.get(p["target"], 0.0)} for p in plan["probes"]}
+        probes["q9:0"] = {"kind": "number", "value": 1.0}
+        probes["q5:0"] = {"kind": "array", "dtype": "float", "shape": [1], "data": ["not a number"]}
+        forged = {"token": results.data["token"], "cells": [], "probes": probes, "public": {}, "done": True}
+        with open(results.path, "w") as f:
+            json.dump(forged, f)
+        os._exit(0)
+        """,
+    ],
+    # asks for more memory than the limit: the allocation fails, kl_gaussian is defined, 8 of 8
+    "memory_hog": [
+        *[c for c in CORRECT if c != KL_GAUSSIAN],
+        """
+        try:
+            big = bytearray(3 * 2**30)
+        except MemoryError:
+            def kl_gaussian(mu, logvar):
+                return 0.5 * (torch.exp(logvar) + mu.pow(2) - 1 - logvar).sum(dim=-1)
+        """,
+    ],
+}
+
+GAN_WRONG = [  # q1 averages over both batches together, q3 forgets to flatten: 3 of 7
+    """
+    import torch
+    from torch.nn import functional as F
+
+
+    def discriminator_loss(name, d_real, d_fake):
+        if name in ("mm", "ns"):
+            return torch.cat([F.softplus(-d_real), F.softplus(d_fake)]).mean()
+        if name == "wgan":
+            return torch.cat([-d_real, d_fake]).mean()
+        if name == "lsgan":
+            return torch.cat([(d_real - 1) ** 2, d_fake**2]).mean()
+        raise ValueError(name)
+
+
+    def generator_loss(name, d_fake):
+        if name == "mm":
+            return -F.softplus(d_fake).mean()
+        if name == "ns":
+            return F.softplus(-d_fake).mean()
+        if name == "wgan":
+            return -d_fake.mean()
+        if name == "lsgan":
+            return (d_fake - 1).pow(2).mean()
+        raise ValueError(name)
+
+
+    def gradient_penalty(critic, real, fake, alpha):
+        x_hat = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return (grad.norm(dim=1) - 1).pow(2).mean()
+
+
+    def pack(x, m):
+        if len(x) % m:
+            raise ValueError("not a multiple")
+        return x.reshape(len(x) // m, m * x.shape[1], *x.shape[2:])
+    """
+]
+
+INVERSE_WRONG = [  # q2 keeps the first restart, q3 forgets scikit-learn's 1/m: 1 of 6
+    """
+    import numpy as np
+    import torch
+    from sklearn.linear_model import Lasso
+
+
+    def csgm_loss(G, A, y, z, lam):
+        return (y - G(z) @ A.T).pow(2).sum(1) + lam * z.pow(2).sum(1)
+
+
+    def csgm_recover(G, A, y, z0, steps, lr, lam):
+        z = z0[0].detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            csgm_loss(G, A, y, z, lam).sum().backward()
+            opt.step()
+        with torch.no_grad():
+            return G(z), z.detach()
+
+
+    def lasso_recover(A, y, alpha):
+        solver = Lasso(alpha=alpha, fit_intercept=False, max_iter=10_000)
+        solver.fit(A.numpy(), y.numpy().T)
+        return torch.from_numpy(np.atleast_2d(solver.coef_).reshape(len(y), A.shape[1]))
+    """
+]
+
+ADVERSARIAL_WRONG = [  # q1 averages the loss, q3 never projects onto the ball, q4 skips the attack: 2 of 7
+    """
+    import torch
+    from torch.nn import functional as F
+
+
+    def input_gradient(model, x, y):
+        x = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
+        return grad
+
+
+    def fgsm(model, x, y, eps):
+        return (x + eps * input_gradient(model, x, y).sign()).clamp(0, 1)
+
+
+    def targeted_attack(model, x, target, eps, steps, step_size):
+        x_adv = x.detach().clone()
+        for _ in range(steps):
+            x_adv = (x_adv - step_size * input_gradient(model, x_adv, target).sign()).clamp(0, 1)
+        return x_adv
+
+
+    def accuracy_under_fgsm(model, x, y, eps):
+        with torch.no_grad():
+            return float((model(x).argmax(1) == y).double().mean())
+    """
+]
+
+
+def main():
+    folder = HERE / "01_vae"
+    folder.mkdir(exist_ok=True)
+    for name, cells in VAE_FIXTURES.items():
+        text = json.dumps(notebook(cells), indent=1) + "\n"
+        (folder / f"{name}.ipynb").write_text(text)
+    (folder / "not_json.ipynb").write_text('{"cells": [{"cell_type": "code", "source": "print(1)"\n')
+    (folder / "empty.ipynb").write_text(json.dumps(notebook([]), indent=1) + "\n")
+    for name, cells in (
+        ("02_gan", GAN_WRONG),
+        ("03_inverse", INVERSE_WRONG),
+        ("04_adversarial", ADVERSARIAL_WRONG),
+    ):
+        (HERE / name).mkdir(exist_ok=True)
+        (HERE / name / "wrong.ipynb").write_text(json.dumps(notebook(cells), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
