@@ -37,23 +37,14 @@
 # ```
 
 # %%
-# Colab: install the course package (this cell does nothing elsewhere).
+# Colab: install the course package at the release these notebooks were tested with
+# (this cell does nothing elsewhere).
+import subprocess
 import sys
 
+PACKAGE = "gencourse @ git+https://github.com/gencourse/gencourse@v0.1.0"
 if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "gencourse @ git+https://github.com/gencourse/gencourse@main",
-        ],
-        check=True,
-    )
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
 # %%
 import itertools
@@ -443,7 +434,7 @@ plt.show()
 # probability zero.
 
 # %%
-PIXELCNN_STEPS = budget(ci=150, cpu=2_500, gpu=20_000)
+PIXELCNN_STEPS = budget(ci=150, cpu=1_500, gpu=20_000)
 pcnn_history = train_pixelcnn(
     pixelcnn, x_train, steps=PIXELCNN_STEPS, batch_size=budget(ci=32, cpu=64, gpu=64), seed=0
 )

@@ -39,11 +39,12 @@
 # ```
 
 # %%
-# Colab: install the course package (this cell does nothing elsewhere).
+# Colab: install the course package at the release these notebooks were tested with
+# (this cell does nothing elsewhere).
 import subprocess
 import sys
 
-PACKAGE = "gencourse @ git+https://github.com/gencourse/gencourse@main"
+PACKAGE = "gencourse @ git+https://github.com/gencourse/gencourse@v0.1.0"
 if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 

@@ -45,23 +45,14 @@
 # ```
 
 # %%
-# Colab: install the course package (this cell does nothing elsewhere).
+# Colab: install the course package at the release these notebooks were tested with
+# (this cell does nothing elsewhere).
+import subprocess
 import sys
 
+PACKAGE = "gencourse @ git+https://github.com/gencourse/gencourse@v0.1.0"
 if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "gencourse @ git+https://github.com/gencourse/gencourse@main",
-        ],
-        check=True,
-    )
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
 # %%
 import math

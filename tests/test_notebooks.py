@@ -1,11 +1,15 @@
 """Every lecture is a jupytext pair in sync, committed without outputs, listed in the book."""
 
+import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
+import tomllib
 import yaml
+
+import gencourse
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "lectures").glob("*.py"))
@@ -39,11 +43,25 @@ def test_notebook_has_no_outputs(source):
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
-def test_lecture_opens_with_title_and_colab_install_cell(source):
+def test_lecture_opens_with_title_gpu_note_and_colab_install_cell(source):
     nb = jupytext.read(source)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# Lecture")
+    assert "GPU" in nb.cells[0].source, "the opening cell should say how to use a GPU on Colab"
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert INSTALL_MARK in first_code.source and "pip" in first_code.source
+
+
+NOTEBOOK_SOURCES = SOURCES + sorted((ROOT / "assignments").glob("[0-9][0-9]_*/[0-9][0-9]_*.py"))
+
+
+@pytest.mark.parametrize("source", NOTEBOOK_SOURCES, ids=lambda p: p.name)
+def test_colab_install_is_pinned_to_the_package_release(source):
+    """Colab installs the release whose version is in pyproject.toml (tag v<version>), so that a
+    notebook and the package it runs against stay in step; a branch name would drift."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert gencourse.__version__ == version
+    refs = re.findall(r"git\+https://github\.com/gencourse/gencourse@([\w.\-]+)", source.read_text())
+    assert refs and set(refs) == {f"v{version}"}, refs
 
 
 def _toc_files(entries):

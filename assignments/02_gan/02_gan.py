@@ -43,7 +43,7 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    PACKAGE = "gencourse[grading] @ git+https://github.com/gencourse/gencourse@main"
+    PACKAGE = "gencourse[grading] @ git+https://github.com/gencourse/gencourse@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
     from gencourse.grading.assign import fetch_for_colab
 

@@ -32,6 +32,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from gencourse import __version__
+
 MARKERS = (
     "BEGIN SOLUTION",
     "END SOLUTION",
@@ -45,7 +47,8 @@ MARKERS = (
     "ASSIGNMENT CONFIG",
 )
 MIN_LEAK_CHARS = 10
-REPOSITORY_RAW = "https://raw.githubusercontent.com/gencourse/gencourse/main"
+# the public tests are fetched from the release that the notebooks install (see gencourse.__version__)
+REPOSITORY_RAW = f"https://raw.githubusercontent.com/gencourse/gencourse/v{__version__}"
 FIXED_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
