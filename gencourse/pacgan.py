@@ -348,6 +348,7 @@ def train_pacgan(
     *,
     bn_groups: int | None = None,
     lr_end: float | None = None,
+    lr_d: float | None = None,
     unroll: int = 0,
     seed: int = 0,
     eval_every: int = 0,
@@ -369,7 +370,9 @@ def train_pacgan(
     batch statistics (the paper's code applies the generator once per slot of a pack); the
     i-th pack takes one point from each block.
 
-    With ``lr_end``, both learning rates decay linearly from ``lr`` to ``lr_end`` over the run.
+    ``lr`` is the generator's learning rate and ``lr_d`` the discriminator's (default ``lr``).
+    With ``lr_end``, both decay linearly over the run by the same factor, from 1 to
+    ``lr_end``/``lr`` (the generator's from ``lr`` to ``lr_end``).
 
     ``unroll`` = k > 0 gives the unrolled GAN (Metz et al., 2017): the generator minimises
     L_G against D_θk, where θ₀ = θ and θᵢ₊₁ is one Adam step of the discriminator (from the
@@ -405,7 +408,10 @@ def train_pacgan(
     data = data.to(device)
     k = generator.latent_dim
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+    lr_d = lr if lr_d is None else lr_d
+    if lr <= 0 or lr_d <= 0:
+        raise ValueError(f"learning rates must be positive, got lr={lr}, lr_d={lr_d}")
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas)
     d_names = [name for name, _ in discriminator.named_parameters()]
     z_eval = torch.randn(s_members, n_eval, k, generator=gen).to(device)
 
@@ -434,10 +440,11 @@ def train_pacgan(
     generator.train()
     discriminator.train()
     for step in progress(range(steps), desc=desc):
-        if lr_end is not None:  # linear decay from lr to lr_end over the run
-            for opt in (opt_g, opt_d):
+        if lr_end is not None:  # linear decay by the factor 1 → lr_end / lr over the run
+            factor = 1 + (lr_end / lr - 1) * step / max(steps - 1, 1)
+            for opt, base in ((opt_g, lr), (opt_d, lr_d)):
                 for group in opt.param_groups:
-                    group["lr"] = lr + (lr_end - lr) * step / max(steps - 1, 1)
+                    group["lr"] = base * factor
         # discriminator step; the sum over members gives each member its own gradient
         real = real_packs()
         with torch.no_grad():

@@ -169,6 +169,11 @@ def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: st
         "Wall time of each lecture notebook, as recorded by its last cell, at each budget",
         f"(`make timing`). Machine: {machine}; date: {date}.",
         "",
+        "Both `make test` (`ci`) and `make book` (`cpu`) run two notebooks at a time with one",
+        "thread each, so the wall time of a whole run is about half of the column's total (plus",
+        "the install and, for `ci`, the package tests). The limits: the CI run under 20 minutes,",
+        "the book build at `cpu` under 45 minutes.",
+        "",
         "| lecture | " + " | ".join(f"`{b}` (s)" for b in budgets) + " |",
         "| --- | " + " | ".join("---" for _ in budgets) + " |",
     ]
@@ -177,6 +182,8 @@ def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: st
         lines.append(f"| {lec} | " + " | ".join(cells) + " |")
     totals = [f"{sum(by_budget[b].values()):.0f}" for b in budgets]
     lines.append("| **total** | " + " | ".join(totals) + " |")
+    halves = [f"{sum(by_budget[b].values()) / 120:.0f}" for b in budgets]
+    lines.append("| two at a time (min, estimated) | " + " | ".join(halves) + " |")
     return "\n".join(lines) + "\n"
 
 

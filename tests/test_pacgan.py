@@ -395,3 +395,35 @@ def test_packing_bounds():
     assert b["uncollapsed_max"] <= 1 - 0.8**3 + 1e-12
     assert math.isnan(packing_bounds(0.1, 0.5, 0.3, 2)["collapsed_min"])  # τ < δ − ε: none collapse
     assert math.isnan(packing_bounds(0.1, 0.2, 0.6, 2)["uncollapsed_max"])  # τ > 1 − ε/δ: all do
+
+
+def test_generator_without_batch_norm_maps_each_sample_alone():
+    torch.manual_seed(0)
+    g = PacGANGenerator(hidden=8, depth=2, members=2, batch_norm=False)
+    assert len(g.norms) == 0 and all(lin.bias is not None for lin in g.linears)
+    z = torch.randn(2, 6, 2)
+    out = g(z, groups=3)
+    for s in range(2):  # relu(relu(z W1 + b1) W2 + b2) Wout + bout, sample by sample
+        h = z[s]
+        for lin in g.linears:
+            h = torch.relu(h @ lin.weight[s] + lin.bias[s])
+        assert torch.allclose(out[s], h @ g.out.weight[s] + g.out.bias[s], atol=1e-6)
+    assert torch.allclose(g(z[:, :1]), out[:, :1], atol=1e-6)  # no dependence on the batch
+
+
+def test_separate_discriminator_learning_rate():
+    """Adam's first step moves every parameter with a non-zero gradient by about lr·sign(g):
+    by lr_d for the discriminator and by lr for the generator."""
+    data = torch.randn(200, 2)
+    g, d = _small(1)
+    g0, d0 = copy.deepcopy(g), copy.deepcopy(d)
+    train_pacgan(g, d, data, steps=1, batch_size=8, lr=1e-3, lr_d=1e-2, seed=0)
+    d_moves = torch.cat(
+        [(a - b).detach().abs().flatten() for a, b in zip(d.parameters(), d0.parameters(), strict=True)]
+    )
+    g_moves = torch.cat(
+        [(a - b).detach().abs().flatten() for a, b in zip(g.parameters(), g0.parameters(), strict=True)]
+    )
+    assert abs(float(d_moves.max()) - 1e-2) < 1e-4 and abs(float(g_moves.max()) - 1e-3) < 1e-5
+    with pytest.raises(ValueError, match="learning rates"):
+        train_pacgan(g, d, data, steps=1, lr_d=0.0)

@@ -39,6 +39,7 @@ def test_record_collect_and_render(monkeypatch, tmp_path):
     report = render_timing({"ci": {"01_vae": 12.3}, "cpu": {"01_vae": 100.0, "02_gan": 50.0}}, "m", "d")
     assert "| 01_vae | 12 | 100 |" in report and "| 02_gan | – | 50 |" in report
     assert "| **total** | 12 | 150 |" in report
+    assert "| two at a time (min, estimated) | 0 | 1 |" in report  # 12.3 s / 120, 150 s / 120
 
 
 def test_record_rejects_bad_names():
