@@ -159,8 +159,9 @@ def render(entries: list[dict[str, Any]], budget: str, machine: str, date: str) 
     return "\n".join(lines) + "\n"
 
 
-def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: str) -> str:
-    """The timing report: seconds per lecture at each budget, and the totals."""
+def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: str, note: str = "") -> str:
+    """The timing report: seconds per lecture at each budget, and the totals; ``note`` (how the
+    numbers were measured) is printed under the table."""
     budgets = sorted(by_budget)
     lectures = sorted({lec for t in by_budget.values() for lec in t})
     lines = [
@@ -184,6 +185,8 @@ def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: st
     lines.append("| **total** | " + " | ".join(totals) + " |")
     halves = [f"{sum(by_budget[b].values()) / 120:.0f}" for b in budgets]
     lines.append("| two at a time (min, estimated) | " + " | ".join(halves) + " |")
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -243,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timing", nargs="*", type=Path, default=None, help="results folders to tabulate as timing.md"
     )
     parser.add_argument("--timeout", type=int, default=7200, help="per-cell timeout in seconds")
+    parser.add_argument("--note", default="", help="how the timings were measured (printed on the page)")
     args = parser.parse_args(argv)
     results = args.results or Path("_build") / f"results-{args.budget}"
     if args.run:
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 if e["name"].startswith("timing/"):
                     by_budget.setdefault(e["budget"], {})[e["lecture"]] = float(e["ours"])
         date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        (args.out / "timing.md").write_text(render_timing(by_budget, machine_description(), date))
+        (args.out / "timing.md").write_text(render_timing(by_budget, machine_description(), date, args.note))
         print(f"wrote {args.out / 'timing.md'}")
         return 0
     n = write_scoreboard(results, args.out, args.budget)

@@ -225,7 +225,7 @@ plt.show()
 # recovery below is of held-out digits.
 
 # %%
-VAE_STEPS = budget(ci=500, cpu=10_000, gpu=50_000)
+VAE_STEPS = budget(ci=500, cpu=6_000, gpu=50_000)
 x_train = train_set.images  # grey levels in [0, 1]
 seed_everything(0)
 vae = mnist_vae(latent_dim=20).to(DEVICE)

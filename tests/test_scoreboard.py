@@ -40,6 +40,7 @@ def test_record_collect_and_render(monkeypatch, tmp_path):
     assert "| 01_vae | 12 | 100 |" in report and "| 02_gan | – | 50 |" in report
     assert "| **total** | 12 | 150 |" in report
     assert "| two at a time (min, estimated) | 0 | 1 |" in report  # 12.3 s / 120, 150 s / 120
+    assert render_timing({"ci": {"a": 1.0}}, "m", "d", note="under load").rstrip().endswith("under load")
 
 
 def test_record_rejects_bad_names():
