@@ -37,7 +37,8 @@ CACHE := _build/.jupyter_cache
 CPU_ENV := GENCOURSE_BUDGET=cpu GENCOURSE_RESULTS=$(CURDIR)/_build/results-cpu
 book: $(STAMP) $(MATHJAX) browser
 	mkdir -p _build
-	$(BIN)/jcache notebook -p $(CACHE) add lectures/*.ipynb >/dev/null
+	# jcache asks before creating a new cache: answer it, so that a clean clone builds unattended
+	echo y | $(BIN)/jcache notebook -p $(CACHE) add lectures/*.ipynb >/dev/null
 	env -u MPLBACKEND $(CPU_ENV) OMP_NUM_THREADS=1 \
 	  $(BIN)/jcache project -p $(CACHE) execute --executor local-parallel --timeout 3600
 	$(CPU_ENV) $(BIN)/jupyter-book build . -W -n --keep-going

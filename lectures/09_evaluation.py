@@ -98,7 +98,7 @@ ref_images, ref_labels = train_set.images[order[:N_REF]], train_set.labels[order
 pool_images, pool_labels = train_set.images[order[N_REF:]], train_set.labels[order[N_REF:]]
 print(f"reference: {len(ref_images):,} images, pool: {len(pool_images):,} images ({train_set.source} MNIST)")
 
-CLF_STEPS = budget(ci=200, cpu=2_000, gpu=6_000)
+CLF_STEPS = budget(ci=200, cpu=3_000, gpu=6_000)
 seed_everything(0)
 classifier = MNISTClassifier().to(DEVICE)
 train_classifier(classifier, ref_images, ref_labels, steps=CLF_STEPS, seed=0)
