@@ -29,10 +29,10 @@ browser:
 
 # Lectures record their headline numbers and wall time into _build/results-<budget> while they
 # run; the scoreboard page (book/scoreboard.md) is rendered from them after the build.
-# The lectures are executed first by jupyter-cache, two at a time with one thread each (the
-# fastest use of two cores), into the cache that Jupyter Book reads; notebooks that did not
-# change since the last build are not executed again. The second build re-renders the
-# scoreboard page only.
+# The lectures are executed first into the jupyter-cache that Jupyter Book reads, two at a
+# time with one thread each (the fastest use of two cores), longest first by their last
+# measured time (tools/execute_book.py); notebooks that did not change since the last build
+# are not executed again. The second build re-renders the scoreboard page only.
 CACHE := _build/.jupyter_cache
 CPU_ENV := GENCOURSE_BUDGET=cpu GENCOURSE_RESULTS=$(CURDIR)/_build/results-cpu
 book: $(STAMP) $(MATHJAX) browser
@@ -40,7 +40,7 @@ book: $(STAMP) $(MATHJAX) browser
 	# jcache asks before creating a new cache: answer it, so that a clean clone builds unattended
 	echo y | $(BIN)/jcache notebook -p $(CACHE) add lectures/*.ipynb >/dev/null
 	env -u MPLBACKEND $(CPU_ENV) OMP_NUM_THREADS=1 \
-	  $(BIN)/jcache project -p $(CACHE) execute --executor local-parallel --timeout 3600
+	  $(BIN)/python tools/execute_book.py $(CACHE) --workers 2 --timeout 3600
 	$(CPU_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python -m gencourse.scoreboard --budget cpu --results _build/results-cpu
 	GENCOURSE_BUDGET=cpu $(BIN)/jupyter-book build . -W -n --keep-going

@@ -55,6 +55,9 @@ class MNISTClassifier(nn.Module):
             nn.ReLU(),
         )
         self.head = nn.Linear(feature_dim, n_classes)
+        # channels-last convolution weights: on the CPU a training step takes about a third less time
+        # (oneDNN's preferred layout); the outputs are the same function of the input
+        self.to(memory_format=torch.channels_last)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate activations, shape (N, feature_dim)."""
@@ -72,9 +75,11 @@ def train_classifier(
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
+    schedule: str = "constant",
 ) -> dict[str, list[float]]:
     """Train ``model`` by Adam on the cross-entropy −log softmax(f(x))_y over random
-    mini-batches; returns the history ``{"step", "loss", "accuracy"}`` (per step)."""
+    mini-batches, with the learning-rate ``schedule`` of :func:`gencourse.runtime.fit`
+    (``"constant"`` or ``"cosine"``); returns the history ``{"step", "loss", "accuracy"}``."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     device = next(model.parameters()).device
@@ -85,7 +90,7 @@ def train_classifier(
         loss = nn.functional.cross_entropy(logits, y)
         return {"loss": loss, "accuracy": (logits.argmax(1) == y).float().mean()}
 
-    return fit(model, len(images), loss_fn, steps, batch_size, lr, seed, "classifier")
+    return fit(model, len(images), loss_fn, steps, batch_size, lr, seed, "classifier", schedule)
 
 
 @torch.no_grad()

@@ -184,7 +184,8 @@ class EncoderDecoder(nn.Module):
     Encoder: a 3×3 convolution to ``width`` channels, then ``levels`` times a stride-2 4×4
     convolution (halving the size) and a 3×3 convolution. Decoder, symmetric: ``levels`` times
     a ×2 ``upsampler`` and a 3×3 convolution, then a 3×3 convolution to ``out_channels``.
-    ReLU after every layer but the last. With ``skips``, the encoder features of each size are
+    ReLU after every layer but the last (LeakyReLU with slope ``negative_slope`` > 0, whose
+    units cannot die: adversarial training needs it). With ``skips``, the encoder features of each size are
     added to the upsampled decoder features of the same size before the ReLU, hᵈ ← ReLU(U hᵈ⁺¹ +
     hₑ), as in RED-Net. With ``residual``, the network predicts the noise r and returns
     x − r(x); otherwise it returns its output directly.
@@ -199,6 +200,7 @@ class EncoderDecoder(nn.Module):
         skips: bool = True,
         residual: bool = False,
         upsample: str = "deconv4",
+        negative_slope: float = 0.0,
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
@@ -212,6 +214,7 @@ class EncoderDecoder(nn.Module):
         if upsample not in UPSAMPLERS:
             raise ValueError(f"unknown upsampler {upsample!r}; known: {', '.join(UPSAMPLERS)}")
         self.levels, self.skips, self.residual = levels, skips, residual
+        self.negative_slope = negative_slope
         self.head = nn.Conv2d(in_channels, width, 3, padding=1)
         self.down = nn.ModuleList(nn.Conv2d(width, width, 4, stride=2, padding=1) for _ in range(levels))
         self.enc = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(levels))
@@ -225,19 +228,24 @@ class EncoderDecoder(nn.Module):
             raise ValueError(
                 f"expected images (N, C, H, W) with H, W multiples of {size}, got {tuple(x.shape)}"
             )
-        h = F.relu(self.head(x))
+        act = self._activation
+        h = act(self.head(x))
         features = [h]
         for down, enc in zip(self.down, self.enc, strict=True):
-            h = F.relu(enc(F.relu(down(h))))
+            h = act(enc(act(down(h))))
             features.append(h)
         features.pop()  # the deepest features are h itself
         for up, dec in zip(self.up, self.dec, strict=True):
             h = up(h)
             skip = features.pop()
-            h = F.relu(h + skip if self.skips else h)
-            h = F.relu(dec(h))
+            h = act(h + skip if self.skips else h)
+            h = act(dec(h))
         out = self.tail(h)
         return x - out if self.residual else out
+
+    def _activation(self, h: torch.Tensor) -> torch.Tensor:
+        """ReLU, or LeakyReLU max(h, a·h) with a = ``negative_slope`` > 0."""
+        return F.leaky_relu(h, self.negative_slope) if self.negative_slope else F.relu(h)
 
 
 # --------------------------------------------------------------------------------------------

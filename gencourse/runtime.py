@@ -12,6 +12,7 @@ The level is read from the environment variable ``GENCOURSE_BUDGET``; without it
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -83,6 +84,9 @@ def progress(iterable: Iterable[T], desc: str | None = None, total: int | None =
     return iter(tqdm(iterable, desc=desc, total=total, disable=quiet, leave=False))
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 def fit(
     model: torch.nn.Module,
     n_items: int,
@@ -92,9 +96,14 @@ def fit(
     lr: float = 1e-3,
     seed: int = 0,
     desc: str = "training",
+    schedule: str = "constant",
 ) -> dict[str, list[float]]:
     """Minimise ``loss_fn(idx, gen)["loss"]`` by Adam over ``steps`` random mini-batches of
     indices ``idx`` into a data set of ``n_items`` items, with a progress bar.
+
+    ``schedule`` sets the learning rate at step t of T: ``"constant"`` (lr throughout) or
+    ``"cosine"``, lr_t = lr · ½ (1 + cos(π t / T)), which decays to 0 at the last step and
+    reaches a given accuracy in fewer steps than a constant rate.
 
     ``gen`` is the seeded generator that also draws the batches, for the loss's own
     randomness. Every entry of the returned dict is logged: the history is
@@ -104,6 +113,8 @@ def fit(
         raise ValueError(f"steps must be non-negative, got {steps}")
     if not 1 <= batch_size <= n_items:
         raise ValueError(f"batch_size must be in [1, {n_items}], got {batch_size}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
     gen = seed_everything(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history: dict[str, list[float]] = {"step": []}
@@ -113,6 +124,9 @@ def fit(
         logs = loss_fn(idx, gen)
         opt.zero_grad()
         logs["loss"].backward()
+        if schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         opt.step()
         history["step"].append(step)
         for key, value in logs.items():

@@ -104,7 +104,9 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 # The classifier is the course's small convolutional network `gencourse.nets.MNISTClassifier`
 # (two 5×5 convolutions with max-pooling, a 128-unit layer, 10 logits $f_1(x), \dots, f_{10}(x)$),
 # trained by Adam on the cross-entropy
-# $\ell(x, y) = -\log \mathrm{softmax}(f(x))_y = -f_y(x) + \log \sum_k e^{f_k(x)}$.
+# $\ell(x, y) = -\log \mathrm{softmax}(f(x))_y = -f_y(x) + \log \sum_k e^{f_k(x)}$, with a
+# cosine learning-rate schedule $\eta_t = \eta \cdot \tfrac12 (1 + \cos(\pi t / T))$, which
+# reaches a given accuracy in fewer steps than a constant rate.
 # Other lectures reuse the same network from the package. Offline, MNIST is the 10,000 bundled
 # images split into 9,000 for training and 1,000 for testing (the cell says which).
 
@@ -114,14 +116,14 @@ x_train, y_train = train_set.images, train_set.labels
 x_test, y_test = test_set.images, test_set.labels
 print(f"{len(x_train):,} training and {len(x_test):,} test images ({train_set.source} MNIST)")
 
-CLF_STEPS = budget(ci=300, cpu=3_000, gpu=6_000)
+CLF_STEPS = budget(ci=300, cpu=1_500, gpu=3_000)
 SEEDS = list(range(budget(ci=1, cpu=3, gpu=5)))  # independently trained classifiers, for spreads
 classifiers = []
 t = time.perf_counter()
 for seed in SEEDS:
     seed_everything(seed)
     model = MNISTClassifier().to(DEVICE)
-    train_classifier(model, x_train, y_train, steps=CLF_STEPS, seed=seed)
+    train_classifier(model, x_train, y_train, steps=CLF_STEPS, lr=2e-3, seed=seed, schedule="cosine")
     classifiers.append(model.eval())
 clf = classifiers[0]  # the classifier that the rest of the lecture studies and attacks
 test_acc = [accuracy(m, x_test, y_test) for m in classifiers]

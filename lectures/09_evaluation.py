@@ -85,8 +85,10 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 #
 # The data are split once: a **reference** set of real training images (the stand-in for "the
 # data distribution" in every score), and a **pool** of other real training images from which
-# the real and the real-made "generators" below draw. The classifier is trained on the reference
-# set only.
+# the real and the real-made "generators" below draw. The classifier is trained on the whole
+# training split, reference and pool alike (as Inception was trained on ImageNet, whose images
+# also serve as "real data" in published FIDs), with a cosine learning-rate schedule: more
+# training images give a more accurate feature network.
 
 # %%
 train_set, test_set = load_mnist("train"), load_mnist("test")
@@ -98,10 +100,12 @@ ref_images, ref_labels = train_set.images[order[:N_REF]], train_set.labels[order
 pool_images, pool_labels = train_set.images[order[N_REF:]], train_set.labels[order[N_REF:]]
 print(f"reference: {len(ref_images):,} images, pool: {len(pool_images):,} images ({train_set.source} MNIST)")
 
-CLF_STEPS = budget(ci=200, cpu=3_000, gpu=6_000)
+CLF_STEPS = budget(ci=200, cpu=1_500, gpu=3_000)
 seed_everything(0)
 classifier = MNISTClassifier().to(DEVICE)
-train_classifier(classifier, ref_images, ref_labels, steps=CLF_STEPS, seed=0)
+train_classifier(
+    classifier, train_set.images, train_set.labels, steps=CLF_STEPS, lr=2e-3, seed=0, schedule="cosine"
+)
 clf_acc = accuracy(classifier, test_set.images, test_set.labels)
 print(f"feature network: {CLF_STEPS} steps, test accuracy {clf_acc:.3f}")
 assert clf_acc > budget(ci=0.85, cpu=0.97, gpu=0.98)

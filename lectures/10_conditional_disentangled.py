@@ -124,10 +124,10 @@ x_train, y_train = train_set.images, train_set.labels
 x_test, y_test = test_set.images, test_set.labels
 print(f"{len(x_train):,} training and {len(x_test):,} test images ({train_set.source} MNIST)")
 
-CLF_STEPS = budget(ci=150, cpu=3_000, gpu=3_000)
+CLF_STEPS = budget(ci=150, cpu=1_500, gpu=3_000)
 seed_everything(0)
 classifier = MNISTClassifier().to(DEVICE)
-train_classifier(classifier, x_train, y_train, steps=CLF_STEPS, seed=0)
+train_classifier(classifier, x_train, y_train, steps=CLF_STEPS, lr=2e-3, seed=0, schedule="cosine")
 clf_acc = accuracy(classifier, x_test, y_test)
 print(f"judge classifier: test accuracy {clf_acc:.3f} after {CLF_STEPS} steps")
 assert clf_acc > budget(ci=0.5, cpu=0.97, gpu=0.98)

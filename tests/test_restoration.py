@@ -201,6 +201,27 @@ def test_encoder_decoder_shapes_residual_and_skips():
         EncoderDecoder(upsample="pixelshuffle")
 
 
+def test_encoder_decoder_leaky_units_pass_gradient_where_relus_are_silent():
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    relu = EncoderDecoder(width=4, levels=1)
+    torch.manual_seed(0)
+    leaky = EncoderDecoder(width=4, levels=1, negative_slope=0.2)
+    for net in (relu, leaky):  # every pre-activation of the head negative: ReLU units all silent
+        torch.nn.init.constant_(net.head.bias, -100.0)
+    relu(x).sum().backward()
+    leaky(x).sum().backward()
+    assert relu.head.weight.grad.abs().max() == 0
+    assert leaky.head.weight.grad.abs().max() > 0
+    torch.manual_seed(0)
+    assert torch.equal(EncoderDecoder(width=4, levels=1, negative_slope=0.0)(x), _fresh_relu_output(x))
+
+
+def _fresh_relu_output(x: torch.Tensor) -> torch.Tensor:
+    torch.manual_seed(0)
+    return EncoderDecoder(width=4, levels=1)(x)
+
+
 def test_pixel_losses():
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(2, 1, 4, 4, generator=gen)

@@ -1,3 +1,4 @@
+import math
 import random
 
 import numpy as np
@@ -95,3 +96,30 @@ def test_fit_rejects_bad_sizes():
         fit(model, 5, lambda i, g: {"loss": model.weight.sum()}, steps=1, batch_size=6)
     with pytest.raises(ValueError):
         fit(model, 5, lambda i, g: {"loss": model.weight.sum()}, steps=-1, batch_size=2)
+
+
+def test_fit_cosine_schedule_follows_the_formula_and_ends_at_zero():
+    """lr_t = lr · ½ (1 + cos(π t / T)): record the rate that each step uses."""
+    model = nn.Linear(1, 1)
+    seen = []
+
+    def loss_fn(idx, gen):
+        return {"loss": model.weight.sum() ** 2}
+
+    opt_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return opt_step(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        fit(model, 4, loss_fn, steps=8, batch_size=2, lr=0.1, schedule="cosine")
+        fit(model, 4, loss_fn, steps=3, batch_size=2, lr=0.1)
+    finally:
+        torch.optim.Adam.step = opt_step
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * t / 8)) for t in range(8)]
+    assert seen[:8] == pytest.approx(expected) and seen[0] == pytest.approx(0.1)
+    assert seen[7] < 0.005 and seen[8:] == [0.1] * 3
+    with pytest.raises(ValueError, match="cosine"):
+        fit(model, 4, loss_fn, steps=1, batch_size=2, schedule="linear")

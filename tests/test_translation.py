@@ -13,6 +13,7 @@ from gencourse.translation import (
     PatchDiscriminator,
     StyleBlock,
     TinyStyleGenerator,
+    UnitClamp,
     adain,
     adain_from,
     channel_stats,
@@ -35,6 +36,26 @@ def test_translation_generator_maps_images_to_images_in_the_unit_interval():
     g = translation_generator(width=8)
     y = g(torch.rand(3, 1, 28, 28))
     assert y.shape == (3, 1, 28, 28) and y.min() >= 0 and y.max() <= 1
+
+
+def test_unit_clamp_clamps_and_passes_the_gradient_only_back_towards_the_interval():
+    a = torch.tensor([-2.0, -2.0, 0.3, 0.3, 1.5, 1.5], requires_grad=True)
+    out = UnitClamp()(a)
+    assert out.tolist() == pytest.approx([0.0, 0.0, 0.3, 0.3, 1.0, 1.0])
+    g = torch.tensor([-1.0, 1.0, -2.0, 2.0, -3.0, 3.0])
+    (out * g).sum().backward()
+    # below 0 a descent step (a ← a − ηg) moves a up only if g < 0; above 1, down only if g > 0
+    assert a.grad.tolist() == [-1.0, 0.0, -2.0, 2.0, 0.0, 3.0]
+
+
+def test_unit_clamp_lets_l1_pull_a_pixel_back_from_below_zero():
+    a = torch.tensor([-5.0], requires_grad=True)
+    opt = torch.optim.SGD([a], lr=1.0)
+    for _ in range(10):
+        opt.zero_grad()
+        (UnitClamp()(a) - 1.0).abs().sum().backward()
+        opt.step()
+    assert 0.0 <= a.item() <= 1.0
 
 
 def test_receptive_field_by_hand():
