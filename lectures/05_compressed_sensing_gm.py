@@ -907,8 +907,9 @@ plt.show()
 # %% [markdown]
 # ### Video: warm starts and group consistency
 #
-# A short synthetic clip: a held-out digit moving to the right by half a pixel per frame
-# (bilinear resampling), with the same $12 \times 12$ region missing in every frame. Consecutive
+# Short synthetic clips: a held-out digit moving to the right by half a pixel per frame
+# (bilinear resampling), with the same $12 \times 12$ region missing in every frame; one clip per
+# digit, several digits (4 at the `cpu` budget). Consecutive
 # frames are nearly identical, which suggests two things:
 #
 # * **warm starts**: initialise frame $t$'s search at $\hat z_{t-1}$ instead of from scratch. We
@@ -919,6 +920,10 @@ plt.show()
 #   to frame. Frame-by-frame inpainting can switch between different plausible completions
 #   (flicker). We measure the flicker as the mean squared change of the hole's pixels between
 #   consecutive frames, next to the same quantity for the true clip.
+#
+# One clip is not enough to measure the speed-up: the steps a warm start needs vary from clip to
+# clip by a factor of several (the cell below prints each clip's ratio), so we pool the frames of
+# all clips.
 
 # %%
 T_FRAMES = budget(ci=6, cpu=12, gpu=16)
@@ -936,59 +941,95 @@ def moving_clip(image: torch.Tensor, frames: int, pixels_per_frame: float = 0.5)
     return F.grid_sample(image.expand(frames, 1, 28, 28).cpu(), grid, align_corners=False).flatten(1)
 
 
-clip = moving_clip(test_set.images[N_INP], T_FRAMES).to(DEVICE)
-z_cold = nearest_latent(
-    GG, clip * hole12.flatten().to(DEVICE), hole12, KG, pool=budget(ci=500, cpu=5_000, gpu=20_000), seed=7
-)
-video = {}
+N_CLIPS = budget(ci=1, cpu=4, gpu=8)
 settings = {
     "cold start, frame by frame": dict(window=1, warm_start=False),
     "warm start, frame by frame": dict(window=1, warm_start=True),
     "warm start, window 4 + consistency": dict(window=4, warm_start=True, consistency=1.0),
 }
-for name, kw in settings.items():
-    video[name] = inpaint_video(GG, clip, hole12, z_cold, VID_STEPS, lr=0.01, D=DD, lam=LAM_P, **kw)
-cold_trace = video["cold start, frame by frame"][2]
-for name, (x_v, _, trace_v) in video.items():
-    n_steps = steps_to_reach(trace_v, cold_trace[-1])
-    print(
-        f"{name:36s}: steps to the cold start's final loss, mean over frames {n_steps.float().mean():5.1f};"
-        f" flicker {flicker(x_v, in_hole12):.4f}; error of the change {flicker(x_v, in_hole12, clip):.4f};"
-        f" MSE in the hole {((x_v - clip)[:, in_hole12] ** 2).mean():.4f}"
+clips, videos = [], []  # videos[c][name] = (frames, codes, trace) of clip c
+for c in range(N_CLIPS):
+    clip = moving_clip(test_set.images[N_INP + c], T_FRAMES).to(DEVICE)
+    z_cold = nearest_latent(
+        GG, clip * hole12.flatten().to(DEVICE), hole12, KG, pool=budget(ci=500, cpu=5_000, gpu=20_000), seed=7
     )
-true_flicker = flicker(clip, in_hole12)
-print(f"{'true clip':36s}: flicker in the hole {true_flicker:.4f}")
-warm_speedup = (
-    steps_to_reach(cold_trace, cold_trace[-1])[1:].float().mean()
-    / steps_to_reach(video["warm start, frame by frame"][2], cold_trace[-1])[1:].float().clamp(min=1).mean()
+    clips.append(clip)
+    videos.append(
+        {
+            name: inpaint_video(GG, clip, hole12, z_cold, VID_STEPS, lr=0.01, D=DD, lam=LAM_P, **kw)
+            for name, kw in settings.items()
+        }
+    )
+
+
+def steps_to_cold_final(video: dict, name: str) -> torch.Tensor:
+    """Per frame from the second on: the steps the setting ``name`` needs to reach the contextual
+    loss that the cold start reaches after its full run (VID_STEPS if it never does)."""
+    target = video["cold start, frame by frame"][2][-1]
+    return steps_to_reach(video[name][2], target)[1:]
+
+
+for name in settings:
+    n_steps = torch.stack([steps_to_cold_final(v, name) for v in videos]).float()
+    flick = [flicker(v[name][0], in_hole12) for v in videos]
+    change = [flicker(v[name][0], in_hole12, clip) for v, clip in zip(videos, clips, strict=True)]
+    mse = [
+        ((v[name][0] - clip)[:, in_hole12] ** 2).mean().item() for v, clip in zip(videos, clips, strict=True)
+    ]
+    print(
+        f"{name:36s}: steps to the cold start's final loss, mean over frames {n_steps.mean():5.1f};"
+        f" flicker {np.mean(flick):.4f}; error of the change {np.mean(change):.4f}; MSE in the hole {np.mean(mse):.4f}"
+    )
+print(f"{'true clips':36s}: flicker in the hole {np.mean([flicker(clip, in_hole12) for clip in clips]):.4f}")
+cold_steps = torch.stack([steps_to_cold_final(v, "cold start, frame by frame") for v in videos]).float()
+warm_steps = torch.stack([steps_to_cold_final(v, "warm start, frame by frame") for v in videos]).float()
+clip_speedups = cold_steps.mean(1) / warm_steps.clamp(min=1).mean(1)
+warm_speedup = cold_steps.mean() / warm_steps.clamp(min=1).mean()
+never = (warm_steps == VID_STEPS).float().mean()
+print(
+    f"warm-start speed-up (frames 2 onwards): {warm_speedup:.2f}× over {N_CLIPS} clip(s);"
+    f" per clip {', '.join(f'{s:.2f}' for s in clip_speedups)}"
 )
-print(f"warm-start speed-up (frames 2 onwards): {warm_speedup:.1f}×")
-x_cold, x_warm, x_group = (video[name][0] for name in settings)
+print(
+    f"frames where the warm start reaches the cold start's final loss within 50 steps:"
+    f" {(warm_steps <= 50).float().mean():.0%}; never within {VID_STEPS} steps: {never:.0%}"
+)
 if LEVEL != "ci":
-    assert warm_speedup > 1.5
-    assert flicker(x_group, in_hole12) < flicker(x_warm, in_hole12) < flicker(x_cold, in_hole12)
-    assert flicker(x_group, in_hole12, clip) < flicker(x_cold, in_hole12, clip)
+    assert warm_speedup > 1.5 and (clip_speedups > 1).all()
+    for video, clip in zip(videos, clips, strict=True):
+        x_cold, x_warm, x_group = (video[name][0] for name in settings)
+        assert flicker(x_group, in_hole12) < flicker(x_warm, in_hole12) < flicker(x_cold, in_hole12)
+        assert flicker(x_group, in_hole12, clip) < flicker(x_cold, in_hole12, clip)
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 3.5))
 show_images(
-    torch.cat([clip] + [v[0] for v in video.values()]).view(-1, 1, 28, 28).cpu(),
+    torch.cat([clips[0]] + [v[0] for v in videos[0].values()]).view(-1, 1, 28, 28).cpu(),
     nrow=T_FRAMES,
     ax=ax,
-    title="rows: true clip | " + " | ".join(video),
+    title="first clip; rows: true clip | " + " | ".join(settings),
 )
 plt.show()
 
 # %% [markdown]
-# The cell prints, for each way of processing the clip, the steps each frame needs to reach the
+# The cell prints, for each way of processing the clips, the steps each frame needs to reach the
 # cold start's final contextual loss, the flicker in the hole, the error of the frame-to-frame
-# change against the true clip, and the error in the hole. At the `cpu` budget (asserted): warm
-# starts save more than a third of the steps (speed-up above 1.5 from the second frame on), and
-# the flicker decreases from cold starts to warm starts to the group-consistency window, which also
-# has a smaller error of the change than cold starts. Compare its flicker with the true clip's:
-# with $\mu = 1$ the consistency term can over-smooth and hold the filled-in strokes still while
-# the digit moves; $\mu$ trades temporal stability against following the motion. A window costs
-# more steps per frame, because its frames share one starting code and are optimised together.
+# change against the true clip, and the error in the hole, each averaged over the clips. At the
+# `cpu` budget (asserted): pooled over the clips, warm starts save about a third of the steps or
+# more (speed-up above 1.5 from the second frame on), and they save steps on every clip; on every
+# clip the flicker decreases from cold starts to warm starts to the group-consistency window,
+# which also has a smaller error of the change than cold starts.
+#
+# The average hides how uneven the gain is, and the last printed line shows it: on many frames
+# the warm start is at the cold start's final loss within a few dozen steps, and on others it
+# never gets there. The previous frame's code puts the search in the basin of the previous
+# completion, and when that basin's floor is higher than the one the nearest-neighbour start
+# finds, Adam stays in it. Warm starts buy speed and temporal coherence, not a better optimum.
+#
+# Compare the window's flicker with the true clips': with $\mu = 1$ the consistency term can
+# over-smooth and hold the filled-in strokes still while the digit moves; $\mu$ trades temporal
+# stability against following the motion. A window costs more steps per frame, because its frames
+# share one starting code and are optimised together.
 #
 # ## Summary
 #

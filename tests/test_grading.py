@@ -8,6 +8,7 @@ feedback and the state of the machine after grading.
 
 import csv
 import dis
+import fcntl
 import hashlib
 import json
 import math
@@ -98,9 +99,20 @@ def _submissions(tmp: Path, name: str, fixtures: list[Path]) -> Path:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Grade everything once: {assignment: {student: SubmissionResult}}, the output folders,
-    and the grader's own file's hash before grading."""
+    and the grader's own file's hash before grading.
+
+    The canary lives at a fixed path (the hostile fixtures name it), so two test runs on one
+    machine would rewrite it under each other: the fixture holds an exclusive lock beside it
+    until the module's tests are done."""
     tmp = tmp_path_factory.mktemp("grading")
     CANARY.parent.mkdir(exist_ok=True)
+    with open(CANARY.parent / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield _grade_all(tmp)
+
+
+def _grade_all(tmp: Path) -> dict:
+    """Write the canary, then grade every fixture submission of every assignment."""
     CANARY.write_text("canary\n")
     os.chmod(CANARY, 0o644)
     harness = ROOT / "gencourse" / "grading" / "harness.py"

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import sys
+import time
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -62,8 +63,12 @@ def main() -> int:
     order = longest_first(list(records), measured_seconds())
     logging.info("executing %d notebook(s), %d at a time: %s", len(order), args.workers, order)
     tasks = [ProcessData(records[u].pk, u, cache, args.timeout, False) for u in order]
+    start, results = time.perf_counter(), []
     with Pool(args.workers) as pool:
-        results = list(pool.imap_unordered(ExecutionWorkerLocalMProc(), tasks, chunksize=1))
+        for status, uri in pool.imap_unordered(ExecutionWorkerLocalMProc(), tasks, chunksize=1):
+            verdict = "done" if status == 0 else "FAILED"
+            logging.info("%s after %.0f s: %s", verdict, time.perf_counter() - start, Path(uri).name)
+            results.append((status, uri))
     failed = [uri for status, uri in results if status != 0]
     for uri in failed:
         traceback = cache.get_project_record(uri).traceback or "(no traceback recorded)"
