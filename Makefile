@@ -34,7 +34,9 @@ browser:
 # measured time (tools/execute_book.py); notebooks that did not change since the last build
 # are not executed again. The second build re-renders the scoreboard page only.
 CACHE := _build/.jupyter_cache
-CPU_ENV := GENCOURSE_BUDGET=cpu GENCOURSE_RESULTS=$(CURDIR)/_build/results-cpu
+# Networks that several lectures train identically are trained once per build (gencourse.cache).
+CPU_ENV := GENCOURSE_BUDGET=cpu GENCOURSE_RESULTS=$(CURDIR)/_build/results-cpu \
+  GENCOURSE_CACHE=$(CURDIR)/_build/model-cache
 book: $(STAMP) $(MATHJAX) browser
 	mkdir -p _build
 	# jcache asks before creating a new cache: answer it, so that a clean clone builds unattended

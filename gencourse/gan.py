@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gencourse.nets import mlp
+from gencourse.cache import cached_training
+from gencourse.nets import DCGANDiscriminator, DCGANGenerator, mlp
 from gencourse.runtime import progress, seed_everything
 
 LOSSES = ("mm", "ns", "wgan", "lsgan", "hinge")
@@ -329,3 +330,35 @@ def train_gan(
     generator.eval()
     discriminator.eval()
     return history
+
+
+def trained_dcgan(
+    images: torch.Tensor,
+    latent_dim: int,
+    steps: int,
+    loss: str = "ns",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[DCGANGenerator, DCGANDiscriminator, dict[str, list[float]]]:
+    """A :class:`~gencourse.nets.DCGANGenerator` (``latent_dim``) and
+    :class:`~gencourse.nets.DCGANDiscriminator`, initialised after ``seed_everything(seed)`` and
+    trained by :func:`train_gan` on ``images`` (N, 1, 28, 28) with the ``loss`` and its other
+    defaults (Adam 2·10⁻⁴, β = (0.5, 0.999), batches of 64). Returns (G, D, history), both
+    networks in eval mode.
+
+    The same call in another notebook of a book build loads the result from the cache
+    (:func:`gencourse.cache.cached_training`, on only when ``GENCOURSE_CACHE`` is set).
+    """
+    seed_everything(seed)
+    g = DCGANGenerator(latent_dim=latent_dim).to(device)
+    d = DCGANDiscriminator().to(device)
+    key = dict(images=images, latent_dim=latent_dim, steps=steps, loss=loss, seed=seed)
+    history = cached_training(
+        "dcgan",
+        key,
+        {"G": g, "D": d},
+        lambda: train_gan(
+            g, d, data_sampler(images.to(device)), latent_dim, steps=steps, loss=loss, seed=seed
+        ),
+    )
+    return g, d, history

@@ -448,39 +448,62 @@ def inpaint_video(
     ``warm_start`` (after the first window) from the last code of the previous window. Returns
     the blended frames (T, n), the codes (T, k) and the contextual loss before every step of
     each frame's window, (steps, T).
+
+    Several clips of equal length, frames (C, T, n) and z0 (C, T, k), are inpainted at once, one
+    batch per window: each frame's loss depends on its own clip only and Adam is coordinate-wise
+    (see :func:`optimize_latent`), so each clip follows the path it would follow alone, at the
+    cost of one pass of G per step for all clips. The results then have shapes (C, T, n),
+    (C, T, k) and (steps, C, T).
     """
-    if frames.dim() != 2 or z0.shape[0] != len(frames):
+    single = frames.dim() == 2
+    if single:
+        frames, z0 = frames.unsqueeze(0), z0.unsqueeze(0)
+    if frames.dim() != 3 or z0.dim() != 3 or z0.shape[:2] != frames.shape[:2]:
         raise ValueError(
-            f"expected frames (T, n) and z0 (T, k), got {tuple(frames.shape)}, {tuple(z0.shape)}"
+            "expected frames (T, n) and z0 (T, k), or (C, T, n) and (C, T, k) for C clips, got "
+            f"{tuple(frames.shape)}, {tuple(z0.shape)}"
         )
     if window < 1:
         raise ValueError(f"window must be positive, got {window}")
+    n_clips, n = frames.shape[0], frames.shape[2]
     codes, traces = [], []
-    previous: torch.Tensor | None = None
-    for start in range(0, len(frames), window):
-        y = frames[start : start + window]
-        init = z0[start : start + window]
+    previous: torch.Tensor | None = None  # (C, 1, n): each clip's last result so far
+    for start in range(0, frames.shape[1], window):
+        y = frames[:, start : start + window]  # (C, w, n)
+        w = y.shape[1]
+        init = z0[:, start : start + window]
         if warm_start and codes:
-            init = codes[-1][-1:].expand(len(y), -1)
+            init = codes[-1][:, -1:].expand(-1, w, -1)
+        y = y.reshape(n_clips * w, n)
         base = inpainting_loss(y, mask, D, lam)
         prev = previous
 
-        def loss_fn(x: torch.Tensor, z: torch.Tensor, base=base, prev=prev) -> torch.Tensor:
+        def loss_fn(x: torch.Tensor, z: torch.Tensor, base=base, prev=prev, w=w) -> torch.Tensor:
             loss = base(x, z)
-            if consistency:  # μ‖G(zₜ) − G(zₜ₋₁)‖², charged to frame t
-                before = x[:-1] if prev is None else torch.cat([prev, x[:-1]])
-                diff = (x[len(x) - len(before) :] - before).pow(2).sum(1)
-                loss = loss + consistency * F.pad(diff, (len(x) - len(diff), 0))
+            if consistency:  # μ‖G(zₜ) − G(zₜ₋₁)‖², charged to frame t of each clip
+                x = x.view(n_clips, w, n)
+                before = x[:, :-1] if prev is None else torch.cat([prev, x[:, :-1]], dim=1)
+                diff = (x[:, w - before.shape[1] :] - before).pow(2).sum(2)
+                loss = loss + consistency * F.pad(diff, (w - diff.shape[1], 0)).flatten()
             return loss
 
         z, _, trace = optimize_latent(
-            G, loss_fn, init, steps, lr, monitor=lambda x, z, y=y: context_loss(x, y, mask), desc="video"
+            G,
+            loss_fn,
+            init.reshape(n_clips * w, -1),
+            steps,
+            lr,
+            monitor=lambda x, z, y=y: context_loss(x, y, mask),
+            desc="video",
         )
-        codes.append(z)
-        traces.append(trace)
+        codes.append(z.view(n_clips, w, -1))
+        traces.append(trace.view(steps, n_clips, w))
         with torch.no_grad():
-            previous = G(z[-1:])
-    z_all = torch.cat(codes)
+            previous = G(codes[-1][:, -1]).unsqueeze(1)
+    z_all = torch.cat(codes, dim=1)
     with torch.no_grad():
-        x_hat = blend(G(z_all), frames, mask)
-    return x_hat, z_all, torch.cat(traces, dim=1)
+        x_hat = blend(G(z_all.flatten(0, 1)), frames.flatten(0, 1), mask).view(frames.shape)
+    trace_all = torch.cat(traces, dim=2)
+    if single:
+        return x_hat[0], z_all[0], trace_all[:, 0]
+    return x_hat, z_all, trace_all

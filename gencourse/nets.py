@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gencourse.runtime import fit
+from gencourse.cache import cached_training
+from gencourse.runtime import fit, seed_everything
 
 
 def mlp(
@@ -91,6 +92,37 @@ def train_classifier(
         return {"loss": loss, "accuracy": (logits.argmax(1) == y).float().mean()}
 
     return fit(model, len(images), loss_fn, steps, batch_size, lr, seed, "classifier", schedule)
+
+
+def trained_mnist_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    schedule: str = "constant",
+    device: torch.device | str = "cpu",
+) -> MNISTClassifier:
+    """A :class:`MNISTClassifier` initialised after ``seed_everything(seed)`` and trained by
+    :func:`train_classifier` with these arguments; returned in eval mode.
+
+    The same call in another notebook of a book build loads the trained weights from the cache
+    (:func:`gencourse.cache.cached_training`, on only when ``GENCOURSE_CACHE`` is set): the
+    judge classifier of several lectures is trained once.
+    """
+    seed_everything(seed)
+    model = MNISTClassifier().to(device)
+    key = dict(
+        images=images, labels=labels, steps=steps, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule
+    )
+    cached_training(
+        "mnist-classifier",
+        key,
+        {"model": model},
+        lambda: train_classifier(model, images, labels, steps, batch_size, lr, seed, schedule),
+    )
+    return model.eval()
 
 
 @torch.no_grad()

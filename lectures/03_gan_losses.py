@@ -71,7 +71,12 @@ from gencourse.gan import (
     sample_latent,
     train_gan,
 )
-from gencourse.nets import DCGANDiscriminator, DCGANGenerator, MNISTClassifier, accuracy, train_classifier
+from gencourse.nets import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    accuracy,
+    trained_mnist_classifier,
+)
 from gencourse.plotting import show_images
 from gencourse.runtime import budget, budget_level, fit, get_device, seed_everything
 from gencourse.scoreboard import record_timing
@@ -568,10 +573,10 @@ if LEVEL != "ci":
 mnist = load_mnist("train")
 images = mnist.images.to(DEVICE)
 test_set = load_mnist("test")
-seed_everything(0)
-classifier = MNISTClassifier().to(DEVICE)
-train_classifier(classifier, images, mnist.labels.to(DEVICE), steps=budget(ci=100, cpu=800, gpu=2000), seed=0)
-classifier.eval()
+# the same classifier as lecture 2's: a book build trains it once (gencourse.cache)
+classifier = trained_mnist_classifier(
+    images, mnist.labels.to(DEVICE), steps=budget(ci=100, cpu=800, gpu=2000), seed=0, device=DEVICE
+)
 acc = accuracy(classifier, test_set.images, test_set.labels)
 print(f"classifier test accuracy {acc:.3f} ({mnist.source} MNIST, {len(images):,} training images)")
 

@@ -64,7 +64,7 @@ import torch
 from torch.nn import functional as F
 
 from gencourse.data import load_mnist
-from gencourse.gan import data_sampler, train_gan
+from gencourse.gan import trained_dcgan
 from gencourse.inverse import (
     box_mask,
     csgm,
@@ -84,7 +84,7 @@ from gencourse.inverse import (
     srec_search,
     steps_to_reach,
 )
-from gencourse.nets import DCGANDiscriminator, DCGANGenerator, MNISTClassifier, accuracy, train_classifier
+from gencourse.nets import MNISTClassifier, accuracy, train_classifier
 from gencourse.plotting import show_images
 from gencourse.runtime import budget, budget_level, get_device, seed_everything
 from gencourse.scoreboard import record
@@ -776,20 +776,19 @@ plt.show()
 #
 # We need a GAN: a small DCGAN (`gencourse.nets.DCGANGenerator` and `DCGANDiscriminator`, $k = 64$)
 # trained with the non-saturating loss by `gencourse.gan.train_gan`, on the same 9,000 grey
-# training digits.
+# training digits. `gencourse.gan.trained_dcgan` builds both networks from the seed and trains
+# them. Lecture 6 needs the same GAN: when the book is built, whichever of the two lectures runs
+# first trains it and the other loads its weights (`gencourse.cache`; the run is deterministic,
+# so the weights are the ones this cell would compute). On Colab each lecture trains its own.
 
 # %%
 GAN_STEPS = budget(ci=150, cpu=4_000, gpu=20_000)
 KG = 64
-seed_everything(0)
-gan_g, gan_d = DCGANGenerator(latent_dim=KG).to(DEVICE), DCGANDiscriminator().to(DEVICE)
 t = time.perf_counter()
-gan_history = train_gan(
-    gan_g, gan_d, data_sampler(x_train.to(DEVICE)), KG, steps=GAN_STEPS, loss="ns", seed=0
-)
+gan_g, gan_d, gan_history = trained_dcgan(x_train, KG, steps=GAN_STEPS, loss="ns", seed=0, device=DEVICE)
 gan_g.requires_grad_(False)
 gan_d.requires_grad_(False)
-print(f"GAN: {GAN_STEPS:,} steps in {time.perf_counter() - t:.0f} s")
+print(f"GAN: {GAN_STEPS:,} steps, {time.perf_counter() - t:.0f} s in this notebook")
 
 
 def GG(z: torch.Tensor) -> torch.Tensor:
@@ -909,7 +908,7 @@ plt.show()
 #
 # Short synthetic clips: a held-out digit moving to the right by half a pixel per frame
 # (bilinear resampling), with the same $12 \times 12$ region missing in every frame; one clip per
-# digit, several digits (4 at the `cpu` budget). Consecutive
+# digit, several digits (8 at the `cpu` budget). Consecutive
 # frames are nearly identical, which suggests two things:
 #
 # * **warm starts**: initialise frame $t$'s search at $\hat z_{t-1}$ instead of from scratch. We
@@ -923,7 +922,10 @@ plt.show()
 #
 # One clip is not enough to measure the speed-up: the steps a warm start needs vary from clip to
 # clip by a factor of several (the cell below prints each clip's ratio), so we pool the frames of
-# all clips.
+# all clips. All clips are inpainted at once, as one batch per window (`inpaint_video` accepts
+# clips of shape (C, T, n)): each frame's loss depends on its own code only and Adam works
+# coordinate by coordinate, so every clip follows the path it would follow alone, up to the
+# rounding of the arithmetic, for the price of about one clip.
 
 # %%
 T_FRAMES = budget(ci=6, cpu=12, gpu=16)
@@ -941,25 +943,40 @@ def moving_clip(image: torch.Tensor, frames: int, pixels_per_frame: float = 0.5)
     return F.grid_sample(image.expand(frames, 1, 28, 28).cpu(), grid, align_corners=False).flatten(1)
 
 
-N_CLIPS = budget(ci=1, cpu=4, gpu=8)
+N_CLIPS = budget(ci=1, cpu=8, gpu=16)
 settings = {
     "cold start, frame by frame": dict(window=1, warm_start=False),
     "warm start, frame by frame": dict(window=1, warm_start=True),
     "warm start, window 4 + consistency": dict(window=4, warm_start=True, consistency=1.0),
 }
-clips, videos = [], []  # videos[c][name] = (frames, codes, trace) of clip c
-for c in range(N_CLIPS):
-    clip = moving_clip(test_set.images[N_INP + c], T_FRAMES).to(DEVICE)
-    z_cold = nearest_latent(
-        GG, clip * hole12.flatten().to(DEVICE), hole12, KG, pool=budget(ci=500, cpu=5_000, gpu=20_000), seed=7
-    )
-    clips.append(clip)
-    videos.append(
-        {
-            name: inpaint_video(GG, clip, hole12, z_cold, VID_STEPS, lr=0.01, D=DD, lam=LAM_P, **kw)
-            for name, kw in settings.items()
-        }
-    )
+clips = torch.stack([moving_clip(test_set.images[N_INP + c], T_FRAMES) for c in range(N_CLIPS)]).to(DEVICE)
+z_cold = torch.stack(
+    [
+        nearest_latent(
+            GG,
+            clip * hole12.flatten().to(DEVICE),
+            hole12,
+            KG,
+            pool=budget(ci=500, cpu=5_000, gpu=20_000),
+            seed=7,
+        )
+        for clip in clips
+    ]
+)
+# all clips at once (one batch per window; each clip's path is the one it would follow alone)
+batched = {
+    name: inpaint_video(GG, clips, hole12, z_cold, VID_STEPS, lr=0.01, D=DD, lam=LAM_P, **kw)
+    for name, kw in settings.items()
+}
+
+
+def clip_result(result: tuple, c: int) -> tuple:
+    """Clip c's (frames, codes, trace) from a batched result ((C, T, n), (C, T, k), (steps, C, T))."""
+    x, z, trace = result
+    return x[c], z[c], trace[:, c]
+
+
+videos = [{name: clip_result(r, c) for name, r in batched.items()} for c in range(N_CLIPS)]
 
 
 def steps_to_cold_final(video: dict, name: str) -> torch.Tensor:
@@ -995,7 +1012,7 @@ print(
     f" {(warm_steps <= 50).float().mean():.0%}; never within {VID_STEPS} steps: {never:.0%}"
 )
 if LEVEL != "ci":
-    assert warm_speedup > 1.5 and (clip_speedups > 1).all()
+    assert warm_speedup > 1.5 and (clip_speedups > 1).float().mean() >= 0.75
     for c, (video, clip) in enumerate(zip(videos, clips, strict=True)):
         f_cold, f_warm, f_group = (flickers[name][c] for name in settings)
         assert f_group < f_warm < f_cold
@@ -1028,9 +1045,9 @@ plt.show()
 # cold start's final contextual loss, the flicker in the hole, the error of the frame-to-frame
 # change against the true clip, and the error in the hole, each averaged over the clips. At the
 # `cpu` budget (asserted): pooled over the clips, warm starts save about a third of the steps or
-# more (speed-up above 1.5 from the second frame on), and they save steps on every clip; on every
-# clip the flicker decreases from cold starts to warm starts to the group-consistency window,
-# which also has a smaller error of the change than cold starts.
+# more (speed-up above 1.5 from the second frame on), and they save steps on at least three clips
+# in four; on every clip the flicker decreases from cold starts to warm starts to the
+# group-consistency window, which also has a smaller error of the change than cold starts.
 #
 # The average hides how uneven the gain is, and the last printed line shows it (asserted: some
 # frames within 50 steps, some never): on many frames the warm start is at the cold start's
@@ -1044,6 +1061,42 @@ plt.show()
 # following the motion. A window costs more steps per frame than warm-started frame-by-frame
 # inpainting (asserted), because its frames share one starting code and are optimised together.
 #
+# **How fragile is one clip's number?** The clips above were inpainted in one batch. Inpainting
+# the first clip alone changes nothing in the mathematics, only the rounding of the arithmetic
+# (a matrix product over a different number of rows adds its terms in a different order). The
+# cell below does it, cold and warm, and prints the clip's speed-up both ways, and how far apart
+# the two cold-start runs (same starting codes) are after a few steps and at the end. The
+# differences start in the last bits and grow over hundreds of Adam steps on a non-convex loss.
+# The speed-up magnifies them twice: it is the step at which the warm-start curve crosses the
+# level where the cold-start curve ends, so where the warm curve runs nearly flat close to that
+# level, a small shift of the level moves the crossing by hundreds of steps; and each
+# warm-started frame starts where the previous one ended, so a difference carries down the clip.
+# This is why the claims above are about the pooled ratio and most clips, not every clip.
+
+# %%
+alone = {
+    name: inpaint_video(
+        GG, clips[0], hole12, z_cold[0], VID_STEPS, lr=0.01, D=DD, lam=LAM_P, **settings[name]
+    )
+    for name in ("cold start, frame by frame", "warm start, frame by frame")
+}
+alone_steps = {name: steps_to_cold_final(alone, name).float() for name in alone}
+alone_speedup = (
+    alone_steps["cold start, frame by frame"].mean()
+    / alone_steps["warm start, frame by frame"].clamp(min=1).mean()
+)
+print(
+    f"first clip, warm-start speed-up: {clip_speedups[0]:.2f}× in the batch of {N_CLIPS}, {alone_speedup:.2f}× alone"
+)
+cold = "cold start, frame by frame"
+gap = (alone[cold][2] - videos[0][cold][2]).abs().max(1).values  # largest over frames, per step
+print(
+    "cold start, batch vs alone, largest difference of a frame's contextual loss: "
+    + ", ".join(f"{gap[k]:.1e} before step {k + 1}" for k in (1, VID_STEPS // 10, VID_STEPS - 1))
+    + f" (final losses {videos[0][cold][2][-1].min():.1f} to {videos[0][cold][2][-1].max():.1f})"
+)
+
+# %% [markdown]
 # ## Summary
 #
 # * Classical compressed sensing needs sparsity: the Lasso recovers an exactly sparse vector from

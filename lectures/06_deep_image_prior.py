@@ -64,12 +64,11 @@ from torch import nn
 
 from gencourse.data import load_mnist
 from gencourse.dip import SkipNet, dip_input, fit_dip
-from gencourse.gan import data_sampler, train_gan
+from gencourse.gan import trained_dcgan
 from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matrix, measure, project
-from gencourse.nets import DCGANDiscriminator, DCGANGenerator
 from gencourse.plotting import show_images
 from gencourse.restoration import psnr
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
+from gencourse.runtime import budget, budget_level, get_device
 from gencourse.scoreboard import record
 
 LEVEL, DEVICE = budget_level(), get_device()
@@ -348,15 +347,15 @@ plt.show()
 # $28 \times 28$ patch of the `camera` photograph: the GAN has only ever seen digits.
 #
 # The GAN is the small DCGAN of Lecture 5, trained here the same way (non-saturating loss,
-# `gencourse.gan.train_gan`) on the 9,000 training digits available offline.
+# `gencourse.gan.train_gan`, through `gencourse.gan.trained_dcgan`) on the 9,000 training digits
+# available offline. In the book build it is trained once for both lectures (`gencourse.cache`:
+# the run is deterministic, so loading gives the weights that training here would give).
 
 # %%
 GAN_STEPS = budget(ci=200, cpu=4_000, gpu=20_000)
 KG = 64
 train_set, test_set = load_mnist("train"), load_mnist("test")
-seed_everything(0)
-gan_g, gan_d = DCGANGenerator(latent_dim=KG).to(DEVICE), DCGANDiscriminator().to(DEVICE)
-train_gan(gan_g, gan_d, data_sampler(train_set.images.to(DEVICE)), KG, steps=GAN_STEPS, loss="ns", seed=0)
+gan_g, _, _ = trained_dcgan(train_set.images, KG, steps=GAN_STEPS, loss="ns", seed=0, device=DEVICE)
 gan_g.requires_grad_(False)
 
 

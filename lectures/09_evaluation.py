@@ -62,7 +62,12 @@ from torch.nn import functional as F
 from gencourse import metrics
 from gencourse.data import grid_mixture, load_mnist
 from gencourse.gan import data_sampler, sample_latent, train_gan
-from gencourse.nets import DCGANDiscriminator, DCGANGenerator, MNISTClassifier, accuracy, train_classifier
+from gencourse.nets import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    accuracy,
+    trained_mnist_classifier,
+)
 from gencourse.pacgan import mode_stats
 from gencourse.plotting import show_images
 from gencourse.runtime import budget, budget_level, get_device, seed_everything
@@ -101,10 +106,9 @@ pool_images, pool_labels = train_set.images[order[N_REF:]], train_set.labels[ord
 print(f"reference: {len(ref_images):,} images, pool: {len(pool_images):,} images ({train_set.source} MNIST)")
 
 CLF_STEPS = budget(ci=200, cpu=1_500, gpu=3_000)
-seed_everything(0)
-classifier = MNISTClassifier().to(DEVICE)
-train_classifier(
-    classifier, train_set.images, train_set.labels, steps=CLF_STEPS, lr=2e-3, seed=0, schedule="cosine"
+# the same classifier (seed 0) serves lectures 7, 9, 10 and 11: a book build trains it once (gencourse.cache)
+classifier = trained_mnist_classifier(
+    train_set.images, train_set.labels, steps=CLF_STEPS, lr=2e-3, seed=0, schedule="cosine", device=DEVICE
 )
 clf_acc = accuracy(classifier, test_set.images, test_set.labels)
 print(f"feature network: {CLF_STEPS} steps, test accuracy {clf_acc:.3f}")

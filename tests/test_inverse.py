@@ -271,3 +271,23 @@ def test_inpaint_video_warm_starts_and_group_consistency():
     assert flicker(x_tied) < flicker(x_free)
     with pytest.raises(ValueError):
         inpaint_video(G, frames, mask, z0[:3], steps=1)
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(window=1), dict(window=2, consistency=3.0), dict(window=3, warm_start=False)]
+)
+def test_inpaint_video_batches_clips_as_if_each_ran_alone(kw):
+    _, G = linear_generator(16, 2, seed=4)
+    mask = box_mask(4, 4, hole=2)
+    gen = torch.Generator().manual_seed(7)
+    clips = torch.stack([G(torch.randn(5, 2, generator=gen)) for _ in range(3)])  # (C, T, n)
+    z0 = torch.randn(3, 5, 2, generator=gen)
+    x, z, trace = inpaint_video(G, clips, mask, z0, steps=30, lr=0.05, **kw)
+    assert x.shape == clips.shape and z.shape == z0.shape and trace.shape == (30, 3, 5)
+    for c in range(3):
+        x_c, z_c, trace_c = inpaint_video(G, clips[c], mask, z0[c], steps=30, lr=0.05, **kw)
+        torch.testing.assert_close(x[c], x_c)
+        torch.testing.assert_close(z[c], z_c)
+        torch.testing.assert_close(trace[:, c], trace_c)
+    with pytest.raises(ValueError, match="C clips"):
+        inpaint_video(G, clips, mask, z0[:, :4], steps=1)
