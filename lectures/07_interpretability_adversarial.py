@@ -120,7 +120,7 @@ CLF_STEPS = budget(ci=300, cpu=1_500, gpu=3_000)
 SEEDS = list(range(budget(ci=1, cpu=3, gpu=5)))  # independently trained classifiers, for spreads
 classifiers = []
 t = time.perf_counter()
-# seed 0's classifier is also the judge of lectures 9, 10 and 11: a book build trains it once (gencourse.cache)
+# seed 0's classifier is also the judge of lectures 5, 9, 10 and 11: a book build trains it once (gencourse.cache)
 for seed in SEEDS:
     classifiers.append(
         trained_mnist_classifier(

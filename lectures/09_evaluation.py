@@ -106,7 +106,7 @@ pool_images, pool_labels = train_set.images[order[N_REF:]], train_set.labels[ord
 print(f"reference: {len(ref_images):,} images, pool: {len(pool_images):,} images ({train_set.source} MNIST)")
 
 CLF_STEPS = budget(ci=200, cpu=1_500, gpu=3_000)
-# the same classifier (seed 0) serves lectures 7, 9, 10 and 11: a book build trains it once (gencourse.cache)
+# the same classifier (seed 0) serves lectures 5, 7, 9, 10 and 11: a book build trains it once (gencourse.cache)
 classifier = trained_mnist_classifier(
     train_set.images, train_set.labels, steps=CLF_STEPS, lr=2e-3, seed=0, schedule="cosine", device=DEVICE
 )

@@ -125,7 +125,7 @@ x_test, y_test = test_set.images, test_set.labels
 print(f"{len(x_train):,} training and {len(x_test):,} test images ({train_set.source} MNIST)")
 
 CLF_STEPS = budget(ci=150, cpu=1_500, gpu=3_000)
-# the same classifier (seed 0) serves lectures 7, 9, 10 and 11: a book build trains it once (gencourse.cache)
+# the same classifier (seed 0) serves lectures 5, 7, 9, 10 and 11: a book build trains it once (gencourse.cache)
 classifier = trained_mnist_classifier(
     x_train, y_train, steps=CLF_STEPS, lr=2e-3, seed=0, schedule="cosine", device=DEVICE
 )

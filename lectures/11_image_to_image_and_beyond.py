@@ -151,7 +151,7 @@ N_EVAL = budget(ci=200, cpu=1_000, gpu=1_000)
 x_eval, y_eval = x_test[:N_EVAL], y_test[:N_EVAL]
 
 CLF_STEPS = budget(ci=150, cpu=1_500, gpu=3_000)
-# the same classifier (seed 0) serves lectures 7, 9, 10 and 11: a book build trains it once (gencourse.cache)
+# the same classifier (seed 0) serves lectures 5, 7, 9, 10 and 11: a book build trains it once (gencourse.cache)
 judge = trained_mnist_classifier(
     x_train, y_train, steps=CLF_STEPS, lr=2e-3, seed=0, schedule="cosine", device=DEVICE
 )
