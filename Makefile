@@ -41,6 +41,8 @@ book: $(STAMP) $(MATHJAX) browser
 	mkdir -p _build
 	# jcache asks before creating a new cache: answer it, so that a clean clone builds unattended
 	echo y | $(BIN)/jcache notebook -p $(CACHE) add lectures/*.ipynb >/dev/null
+	# how fast the machine is today (about 6 s, one thread), printed on the timing page
+	GENCOURSE_QUIET=1 $(BIN)/python -m gencourse.scoreboard --budget cpu --reference
 	env -u MPLBACKEND $(CPU_ENV) OMP_NUM_THREADS=1 \
 	  $(BIN)/python tools/execute_book.py $(CACHE) --workers 2 --timeout 3600
 	$(CPU_ENV) $(BIN)/jupyter-book build . -W -n --keep-going

@@ -33,6 +33,7 @@ from typing import Any
 from gencourse.runtime import budget_level
 
 RESULTS_ENV = "GENCOURSE_RESULTS"
+REFERENCE_FILE = "reference_workload.json"  # the machine-speed timing in a results folder
 _NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_.-]+)+$")
 
 
@@ -87,8 +88,10 @@ def record(
 
 
 def collect(folder: Path) -> list[dict[str, Any]]:
-    """All recorded entries under ``folder``, sorted by lecture then name."""
-    entries = [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("*.json"))]
+    """All recorded entries under ``folder`` (not the reference workload's timing), sorted by
+    lecture then name."""
+    paths = [p for p in sorted(Path(folder).rglob("*.json")) if p.name != REFERENCE_FILE]
+    entries = [json.loads(p.read_text()) for p in paths]
     return sorted(entries, key=lambda e: (e["lecture"], e["name"]))
 
 
@@ -159,9 +162,39 @@ def render(entries: list[dict[str, Any]], budget: str, machine: str, date: str) 
     return "\n".join(lines) + "\n"
 
 
-def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: str, note: str = "") -> str:
+def reference_workload(steps: int = 100) -> float:
+    """Seconds for a fixed piece of work on one thread: ``steps`` steps of :func:`gencourse.gan.train_gan`
+    on the course's DCGAN (batch 64, non-saturating loss) with seeded random images. Timed at the
+    start of a build, it tells how fast the machine was, so that builds on different days can
+    be compared."""
+    import torch
+
+    from gencourse.gan import data_sampler, train_gan
+    from gencourse.nets import DCGANDiscriminator, DCGANGenerator
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        g, d = DCGANGenerator(latent_dim=64), DCGANDiscriminator()
+        images = torch.rand(512, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        start = time.perf_counter()
+        train_gan(g, d, data_sampler(images), 64, steps=steps, seed=0)
+        return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+
+
+def render_timing(
+    by_budget: dict[str, dict[str, float]],
+    machine: str,
+    date: str,
+    note: str = "",
+    reference: dict[str, float] | None = None,
+) -> str:
     """The timing report: seconds per lecture at each budget, and the totals; ``note`` (how the
-    numbers were measured) is printed under the table."""
+    numbers were measured) is printed under the table, then the :func:`reference_workload`
+    seconds timed at the start of each budget's run, if given."""
     budgets = sorted(by_budget)
     lectures = sorted({lec for t in by_budget.values() for lec in t})
     lines = [
@@ -187,6 +220,14 @@ def render_timing(by_budget: dict[str, dict[str, float]], machine: str, date: st
     lines.append("| two at a time (min, estimated) | " + " | ".join(halves) + " |")
     if note:
         lines += ["", note]
+    if reference:
+        timed = ", ".join(f"{v:.1f} s before the `{b}` run" for b, v in sorted(reference.items()))
+        lines += [
+            "",
+            "Machine speed: the reference workload (100 training steps of the course's DCGAN on one",
+            f"thread, `gencourse.scoreboard.reference_workload`) took {timed}. Compare it between",
+            "builds before comparing their times: this machine's speed varies from day to day.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -247,8 +288,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=int, default=7200, help="per-cell timeout in seconds")
     parser.add_argument("--note", default="", help="how the timings were measured (printed on the page)")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="time the reference workload into the results folder and stop",
+    )
     args = parser.parse_args(argv)
     results = args.results or Path("_build") / f"results-{args.budget}"
+    if args.reference:
+        seconds = reference_workload()
+        results.mkdir(parents=True, exist_ok=True)
+        (results / REFERENCE_FILE).write_text(json.dumps({"budget": args.budget, "seconds": seconds}) + "\n")
+        print(f"reference workload: {seconds:.1f} s")
+        return 0
     if args.run:
         notebooks = (
             [Path(p) for p in args.lectures] if args.lectures else sorted(Path("lectures").glob("*.ipynb"))
@@ -260,12 +312,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {run_lecture(nb, args.budget, results, args.timeout):.0f} s", flush=True)
     if args.timing is not None:
         by_budget: dict[str, dict[str, float]] = {}
+        reference: dict[str, float] = {}
         for folder in args.timing:
+            if (folder / REFERENCE_FILE).exists():
+                ref = json.loads((folder / REFERENCE_FILE).read_text())
+                reference[ref["budget"]] = float(ref["seconds"])
             for e in collect(folder):
                 if e["name"].startswith("timing/"):
                     by_budget.setdefault(e["budget"], {})[e["lecture"]] = float(e["ours"])
         date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        (args.out / "timing.md").write_text(render_timing(by_budget, machine_description(), date, args.note))
+        (args.out / "timing.md").write_text(
+            render_timing(by_budget, machine_description(), date, args.note, reference)
+        )
         print(f"wrote {args.out / 'timing.md'}")
         return 0
     n = write_scoreboard(results, args.out, args.budget)

@@ -82,3 +82,27 @@ def test_main_runs_a_notebook_and_writes_the_page(tmp_path):
     assert data["budget"] == "ci" and data["results"][0]["ours"] == 4
     with pytest.raises(RuntimeError, match="no results"):
         scoreboard.main(["--budget", "cpu", "--out", str(out), "--results", str(tmp_path / "r")])
+
+
+def test_timing_page_shows_the_reference_workload(tmp_path, monkeypatch):
+    import gencourse.scoreboard as sb
+
+    report = render_timing({"cpu": {"a": 1.0}}, "m", "d", reference={"cpu": 12.34})
+    assert "took 12.3 s before the `cpu` run" in report
+    assert "Machine speed" not in render_timing({"cpu": {"a": 1.0}}, "m", "d")
+    # the command line times it into the results folder, and --timing reads it back
+    monkeypatch.setattr(sb, "reference_workload", lambda steps=100: 7.5)
+    results = tmp_path / "results-cpu"
+    assert sb.main(["--budget", "cpu", "--reference", "--results", str(results)]) == 0
+    (results / "timing").mkdir()
+    monkeypatch.setenv("GENCOURSE_RESULTS", str(results))
+    monkeypatch.setenv("GENCOURSE_BUDGET", "cpu")
+    record_timing("01_vae", 3.0)
+    assert sb.main(["--budget", "cpu", "--timing", str(results), "--out", str(tmp_path)]) == 0
+    assert "took 7.5 s before the `cpu` run" in (tmp_path / "timing.md").read_text()
+
+
+def test_reference_workload_times_real_training():
+    from gencourse.scoreboard import reference_workload
+
+    assert 0 < reference_workload(steps=3) < 60
