@@ -457,8 +457,8 @@ assert slides_real[-1] < -1 and slides_gen[-1] < -1
 # weights and runs them by batched matrix products, each copy on its own 256 rows of a batch of
 # 3 × 256, and `train_gan` is unchanged (its losses are batch means, so each copy gets a third of
 # its own gradient, which Adam's normalisation undoes). On these small networks, whose cost on a
-# CPU is mostly per-operation overhead, that takes about 70% of the time of three separate runs
-# (measured on the book's machine; the table's last column is the time per seed). Copy $s$ starts from seed $s$'s weights; the data and codes of
+# CPU is mostly per-operation overhead, one batched pass is cheaper than three separate ones (the
+# table's last column is the wall time per seed). Copy $s$ starts from seed $s$'s weights; the data and codes of
 # all copies come from one random stream (seed 0), so no copy sees the batches it would see alone:
 # the runs are as independent as before, not identical to separate ones. One difference is
 # DRAGAN's noise scale, $0.5 \cdot \mathrm{std}(x)$ over the whole batch: here the batch pools the

@@ -926,7 +926,7 @@ plt.show()
 # all clips. All clips are inpainted at once, as one batch per window (`inpaint_video` accepts
 # clips of shape (C, T, n)): each frame's loss depends on its own code only and Adam works
 # coordinate by coordinate, so every clip follows the path it would follow alone, up to the
-# rounding of the arithmetic, for the price of about one clip.
+# rounding of the arithmetic, with one pass of the generator per step for all clips.
 
 # %%
 T_FRAMES = budget(ci=6, cpu=12, gpu=16)
