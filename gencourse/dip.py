@@ -14,6 +14,7 @@ estimate is read off early: at a fixed step, or when the loss reaches the noise 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -170,3 +171,88 @@ def fit_dip(
         if stop_loss is not None and float(data.detach()) <= stop_loss:
             break
     return history
+
+
+def fit_dip_batch(
+    nets: Sequence[nn.Module],
+    z: torch.Tensor,
+    targets: torch.Tensor,
+    steps: int,
+    lr: float = 0.01,
+    operator: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    tv_weight: float = 0.0,
+    stop_loss: float | None = None,
+    seed: int = 0,
+) -> list[dict[str, list[float]]]:
+    """Fit S independent deep image priors at once: member s fits the weights of ``nets[s]`` so
+    that f(G_s(z_s)) matches ``targets[s]``, with the loss and the stopping rule of
+    :func:`fit_dip` (no input noise, no callback),
+
+        min_{w_1..w_S}  Σ_s [ mean (f(G_{w_s}(z_s)) − targets[s])² + β · TV(G_{w_s}(z_s)) / pixels ].
+
+    The members do not interact: the sum's gradient in w_s is that of member s's own loss, and
+    Adam acts on each weight separately, so each member follows the path of its own
+    ``fit_dip`` run (up to floating-point rounding). The networks (same architecture) are
+    stacked and evaluated together by ``torch.func.vmap``, which runs their convolutions as
+    grouped convolutions. Measured on one CPU core with two-level 28×28 SkipNets: 5.5 ms per
+    member and step for 9 members against 6.6 ms for separate fits; but 53 against 38 ms for 3
+    three-level 96×96 ones, so benchmark before batching larger images.
+
+    ``z`` is (S, C, H, W), one input per member, or (1, C, H, W) shared by all; ``targets`` is
+    (S, ...), row s compared with f applied to member s's output (1, C', H, W); ``operator`` f
+    must act on each image of a batch (N, C', H, W) separately. A member whose data term falls
+    to ``stop_loss`` keeps the weights of that step, as ``fit_dip`` does. The fitted weights are
+    written back into ``nets``; returns one history ``{"step", "loss"}`` per member.
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
+    if steps < 0:
+        raise ValueError(f"steps must be non-negative, got {steps}")
+    n = len(nets)
+    if n == 0 or targets.shape[0] != n:
+        raise ValueError(f"need one target per network, got {n} networks and targets {tuple(targets.shape)}")
+    shapes = [[(k, tuple(p.shape)) for k, p in net.state_dict().items()] for net in nets]
+    if any(type(net) is not type(nets[0]) or s != shapes[0] for net, s in zip(nets, shapes, strict=True)):
+        raise ValueError("fit_dip_batch needs networks of one architecture (same class, same shapes)")
+    if z.dim() != 4 or z.shape[0] not in (1, n):
+        raise ValueError(f"z must be (1, C, H, W) or ({n}, C, H, W), got {tuple(z.shape)}")
+    seed_everything(seed)
+    device = next(nets[0].parameters()).device
+    zs = z.detach().to(device).expand(n, *z.shape[1:]).unsqueeze(1)  # (S, 1, C, H, W)
+    targets = targets.to(device)
+    for net in nets:
+        net.train()
+    params, buffers = stack_module_state(list(nets))
+    base = copy.deepcopy(nets[0]).to("meta")
+
+    def one(p: dict, b: dict, z_one: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (p, b), (z_one,))
+
+    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    histories: list[dict[str, list[float]]] = [{"step": [], "loss": []} for _ in range(n)]
+    active = list(range(n))
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    for step in progress(range(steps), desc=f"DIP ×{n}"):
+        out = vmap(one)(params, buffers, zs).squeeze(1)  # (S, C', H, W)
+        pred = operator(out) if operator is not None else out
+        if pred.shape != targets.shape:
+            raise ValueError(f"f(G(z)) has shape {tuple(pred.shape)} but the targets {tuple(targets.shape)}")
+        data = (pred - targets).pow(2).flatten(1).mean(1)
+        loss = data + tv_weight * total_variation(out) / out[0, 0].numel() if tv_weight else data
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        values = data.detach().tolist()
+        for s in list(active):
+            histories[s]["step"].append(step)
+            histories[s]["loss"].append(values[s])
+            if stop_loss is not None and values[s] <= stop_loss:
+                active.remove(s)
+                kept[s] = {k: v[s].detach().clone() for k, v in {**params, **buffers}.items()}
+        if not active:
+            break
+    with torch.no_grad():
+        for s, net in enumerate(nets):
+            state = kept.get(s, {k: v[s] for k, v in {**params, **buffers}.items()})
+            net.load_state_dict({k: state[k] for k in net.state_dict()})
+    return histories

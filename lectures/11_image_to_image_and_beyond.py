@@ -176,7 +176,7 @@ def run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 
 P2P_STEPS = budget(ci=60, cpu=2_000, gpu=6_000)
-WIDTH = budget(ci=16, cpu=32, gpu=64)
+WIDTH = budget(ci=16, cpu=24, gpu=64)  # channels of the generator and the discriminator
 inputs_train, inputs_eval = hide_bottom(x_train), hide_bottom(x_eval)
 
 # %% [markdown]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gencourse.dip import SkipNet, dip_input, fit_dip, total_variation
+from gencourse.dip import SkipNet, dip_input, fit_dip, fit_dip_batch, total_variation
 
 
 def small_net(seed: int = 0, skip_channels: int = 2) -> SkipNet:
@@ -79,3 +79,70 @@ def test_fit_dip_stops_at_the_noise_level_and_takes_an_operator():
         fit_dip(small_net(), dip_input(4, 16, 16), clean, steps=1, operator=lambda x: x[..., mask])
     history = fit_dip(small_net(), dip_input(4, 16, 16), clean, steps=3, tv_weight=0.1, input_noise=0.05)
     assert len(history["loss"]) == 3 and "psnr" not in history
+
+
+def _double_nets(n: int) -> list[SkipNet]:
+    return [small_net(seed=i).double() for i in range(n)]
+
+
+@pytest.mark.parametrize("shared_input", [True, False])
+def test_fit_dip_batch_follows_each_members_own_fit_dip_run(shared_input):
+    """In double precision the batched fit is the same computation as one fit_dip per member:
+    same losses, same weights, with an operator, a TV term and one member stopping early."""
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.rand(3, 1, 16, 16, generator=gen, dtype=torch.float64)
+    a = torch.randn(40, 256, generator=gen, dtype=torch.float64) / 16
+
+    def operator(x):
+        return x.flatten(1) @ a.T
+
+    targets = operator(clean) + torch.tensor([[0.0], [3.0], [3.0]], dtype=torch.float64)  # 1, 2: far
+    if shared_input:
+        z = dip_input(4, 16, 16, seed=5).double()
+        zs = [z] * 3
+    else:
+        z = torch.cat([dip_input(4, 16, 16, seed=i) for i in range(3)]).double()
+        zs = [z[i : i + 1] for i in range(3)]
+    solo = _double_nets(3)
+    # a stop level that member 0's run reaches within the first steps and the others do not
+    first = fit_dip(_double_nets(1)[0], zs[0], targets[:1], 4, operator=operator, tv_weight=0.1)["loss"]
+    stop = first[2] * (1 + 1e-9)
+    solo_hist = [
+        fit_dip(net, zs[i], targets[i : i + 1], 12, operator=operator, tv_weight=0.1, stop_loss=stop)
+        for i, net in enumerate(solo)
+    ]
+    batch = _double_nets(3)
+    batch_hist = fit_dip_batch(batch, z, targets, 12, operator=operator, tv_weight=0.1, stop_loss=stop)
+    assert len(solo_hist[0]["loss"]) == len(batch_hist[0]["loss"]) <= 3  # member 0 stopped early
+    for i in range(3):
+        assert np.allclose(solo_hist[i]["loss"], batch_hist[i]["loss"], rtol=1e-10, atol=0)
+        with torch.no_grad():
+            assert torch.allclose(solo[i](zs[i]), batch[i](zs[i]), rtol=0, atol=1e-10)
+        # every weight that shapes the output agrees; a convolution's bias right before a batch
+        # norm does not (the norm subtracts it, so its gradient is rounding noise that Adam's
+        # normalised steps turn into steps of any sign)
+        cancelled = {
+            f"{name}.0.bias"
+            for name, mod in solo[i].named_modules()
+            if isinstance(mod, torch.nn.Sequential) and isinstance(mod[0], torch.nn.Conv2d)
+            if len(mod) > 1 and isinstance(mod[1], torch.nn.BatchNorm2d)
+        }
+        assert cancelled and len(cancelled) < len(list(solo[i].parameters()))
+        for (name, p), q in zip(solo[i].named_parameters(), batch[i].parameters(), strict=True):
+            if name not in cancelled:
+                assert torch.allclose(p, q, rtol=0, atol=1e-9), name
+    assert max(len(h["loss"]) for h in batch_hist) == 12
+    assert not torch.equal(batch[0].out.weight, batch[1].out.weight)
+
+
+def test_fit_dip_batch_rejects_mismatched_inputs():
+    nets = [small_net(0), small_net(1)]
+    z = dip_input(4, 16, 16)
+    with pytest.raises(ValueError, match="one target per network"):
+        fit_dip_batch(nets, z, torch.rand(3, 1, 16, 16), 1)
+    with pytest.raises(ValueError, match="one architecture"):
+        fit_dip_batch([small_net(0), small_net(0, skip_channels=0)], z, torch.rand(2, 1, 16, 16), 1)
+    with pytest.raises(ValueError, match="z must be"):
+        fit_dip_batch(nets, dip_input(4, 16, 16).expand(3, -1, -1, -1), torch.rand(2, 1, 16, 16), 1)
+    with pytest.raises(ValueError, match="shape"):
+        fit_dip_batch(nets, z, torch.rand(2, 5), 1)

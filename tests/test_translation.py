@@ -170,6 +170,25 @@ def test_adain_output_has_the_style_statistics():
     assert torch.allclose(m2[..., 0, 0], mean, atol=1e-5) and torch.allclose(s2[..., 0, 0], std, atol=1e-5)
 
 
+def test_adain_equals_the_formula_written_out_values_and_gradients():
+    """AdaIN by the fused instance norm = σ_s (x − μ(x)) / σ(x) + μ_s with channel_stats."""
+    gen = torch.Generator().manual_seed(1)
+    content = (3 * torch.randn(5, 4, 7, 6, generator=gen, dtype=torch.float64) + 1).requires_grad_()
+    mean = torch.randn(5, 4, generator=gen, dtype=torch.float64).requires_grad_()
+    std = (torch.rand(5, 4, generator=gen, dtype=torch.float64) + 0.5).requires_grad_()
+    mu, sigma = channel_stats(content, eps=1e-5)
+    written = std[..., None, None] * (content - mu) / sigma + mean[..., None, None]
+    fused = adain(content, mean, std, eps=1e-5)
+    assert torch.allclose(fused, written, rtol=0, atol=1e-10)
+    weights = torch.randn(fused.shape, generator=gen, dtype=torch.float64)
+    g_fused = torch.autograd.grad((weights * fused).sum(), (content, mean, std))
+    g_written = torch.autograd.grad((weights * written).sum(), (content, mean, std))
+    for a, b in zip(g_fused, g_written, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError):
+        adain(torch.zeros(3, 4), mean, std)
+
+
 def test_mapping_network_normalises_z():
     torch.manual_seed(0)
     f = MappingNetwork(latent_dim=8, w_dim=16, depth=2)
