@@ -698,9 +698,7 @@ print(
 RESULTS["substitute agreement with target"] = float(np.mean(agreement))
 RESULTS["black-box transfer rate ε=0.3"] = float(np.mean(transfer))
 RESULTS["transfer rate without augmentation"] = float(np.mean(transfer_plain))
-assert np.mean(transfer) > noise_success + 0.2
-if LEVEL != "ci":  # the augmentation's benefit needs the full training of each round
-    assert np.mean(transfer) > np.mean(transfer_plain)
+assert np.mean(transfer) > noise_success + 0.2 and np.mean(transfer_plain) > noise_success + 0.2
 
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.plot(hist["n_queries"], hist["agreement"], marker="o")
@@ -713,12 +711,15 @@ plt.show()
 # %% [markdown]
 # A substitute that agrees with the target on only part of the digits still yields attacks that
 # transfer far more often than noise: attacks follow directions shared by models trained on the
-# same task, not the fine details of one model. The augmentation's own contribution is smaller
-# here than the idea suggests: the control trained on the 150 seed digits alone agrees with the
-# target about as often (the cell prints both), and at `cpu` the augmented substitute's attacks
-# transfer more often than the control's (asserted at `cpu` only: at `ci`, with 3 epochs per
-# round, the comparison can go either way; the cell prints both). The better trained the target (compare the `ci` and
-# `cpu` runs), the lower the transfer rate at a fixed $\varepsilon$.
+# same task, not the fine details of one model (asserted for both substitutes). The
+# augmentation's own contribution is smaller here than the idea suggests: the control trained on
+# the 150 seed digits alone agrees with the target about as often, and its attacks transfer
+# about as often. With three seeds, the difference between the two transfer rates is of the order
+# of their seed-to-seed spread (the cell prints both, with their spreads), and small changes to
+# the training, such as rounding, have turned it either way, so the notebook does not assert
+# it: at this budget (six rounds, 4,800 label queries) we do not reproduce a benefit of the
+# augmentation over the control. The better trained the target (compare the `ci` and `cpu` runs),
+# the lower the transfer rate at a fixed $\varepsilon$.
 #
 # ## 7. Attacks in the physical world
 #
@@ -980,8 +981,8 @@ plt.show()
 #   network is locally linear and the input high-dimensional, most digits have a decision
 #   boundary a short step away, far closer than any other digit; the first-order formula
 #   $m / \|\nabla m\|_1$ predicts which digits are closest.
-# * Attacks need not see the model: a substitute trained on a few thousand label queries with
-#   Jacobian-based augmentation yields attacks that transfer. Optimising the expectation over
+# * Attacks need not see the model: a substitute trained on a few thousand label queries yields
+#   attacks that transfer (here as well without Jacobian-based augmentation as with it). Optimising the expectation over
 #   random transformations makes them survive a (simulated) physical channel.
 # * Adversarial training helps against the attack it was trained on, less against a stronger one;
 #   defensive distillation only hides the gradient; projecting onto a generator's range removes

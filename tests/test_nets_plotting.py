@@ -22,6 +22,22 @@ def test_mlp_layers():
         mlp([3])
 
 
+def test_classifier_pools_before_its_relu_with_the_same_function_and_gradients():
+    """ReLU after the max-pool = the textbook conv → ReLU → pool order, values and gradients."""
+    torch.manual_seed(0)
+    net = MNISTClassifier()
+    b = net.body
+    assert isinstance(b[1], nn.MaxPool2d) and isinstance(b[2], nn.ReLU)
+    textbook = nn.Sequential(b[0], b[2], b[1], b[3], b[5], b[4], *b[6:])
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    ours, ref = net.head(net.body(x)), net.head(textbook(x))
+    assert torch.equal(ours, ref)
+    g_ours = torch.autograd.grad(ours.square().sum(), [x, *net.parameters()])
+    g_ref = torch.autograd.grad(ref.square().sum(), [x, *net.parameters()])
+    for a, c in zip(g_ours, g_ref, strict=True):
+        assert torch.equal(a, c)
+
+
 def test_classifier_learns_mnist_quickly():
     train, test = load_mnist("train", download=False), load_mnist("test", download=False)
     model = MNISTClassifier()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gencourse.runtime import budget, budget_level, fit, get_device, progress, seed_everything
+from gencourse.runtime import adam, budget, budget_level, fit, get_device, progress, seed_everything
 
 
 @pytest.mark.parametrize("level", ["ci", "cpu", "gpu"])
@@ -123,3 +123,21 @@ def test_fit_cosine_schedule_follows_the_formula_and_ends_at_zero():
     assert seen[7] < 0.005 and seen[8:] == [0.1] * 3
     with pytest.raises(ValueError, match="cosine"):
         fit(model, 4, loss_fn, steps=1, batch_size=2, schedule="linear")
+
+
+def test_adam_is_fused_on_the_cpu_and_agrees_with_the_textbook_update():
+    """Three steps of the fused Adam equal the update written out, to rounding."""
+    torch.manual_seed(0)
+    w0 = torch.randn(50, dtype=torch.float64)
+    w = nn.Parameter(w0.clone())
+    opt = adam([w], lr=0.1, betas=(0.5, 0.9))
+    assert opt.defaults["fused"] is True
+    grads = [torch.randn(50, dtype=torch.float64) for _ in range(3)]
+    m, v, ref = torch.zeros(50, dtype=torch.float64), torch.zeros(50, dtype=torch.float64), w0.clone()
+    for t, g in enumerate(grads, start=1):
+        w.grad = g.clone()
+        opt.step()
+        m, v = 0.5 * m + 0.5 * g, 0.9 * v + 0.1 * g**2
+        ref = ref - 0.1 * (m / (1 - 0.5**t)) / ((v / (1 - 0.9**t)).sqrt() + 1e-8)
+    assert torch.allclose(w.detach(), ref, rtol=0, atol=1e-12)
+    assert not torch.allclose(w.detach(), w0)
