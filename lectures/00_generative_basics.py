@@ -382,7 +382,7 @@ x_train = binarize(train_set.images, seed=0)
 x_test = binarize(test_set.images, seed=1)
 print(f"{len(x_train):,} training and {len(x_test):,} test images ({train_set.source} MNIST)")
 
-CHANNELS = budget(ci=16, cpu=32, gpu=64)
+CHANNELS = budget(ci=16, cpu=24, gpu=64)
 LAYERS = budget(ci=4, cpu=5, gpu=8)
 seed_everything(0)
 pixelcnn = PixelCNN(channels=CHANNELS, n_layers=LAYERS).to(DEVICE)

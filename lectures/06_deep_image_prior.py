@@ -118,7 +118,7 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 
 # %%
 SIZE = budget(ci=48, cpu=96, gpu=256)  # side of the photograph crops
-WIDTH = budget(ci=32, cpu=32, gpu=128)
+WIDTH = budget(ci=24, cpu=24, gpu=128)
 LEVELS = 3
 
 

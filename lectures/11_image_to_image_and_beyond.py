@@ -308,7 +308,7 @@ def dilate(x: torch.Tensor) -> torch.Tensor:
 half = len(x_train) // 2
 domain_a, domain_b = x_train[:half], dilate(x_train[half:])
 CYC_STEPS = budget(ci=40, cpu=1_500, gpu=5_000)
-CYC_WIDTH = budget(ci=8, cpu=16, gpu=32)
+CYC_WIDTH = budget(ci=8, cpu=12, gpu=32)
 cyc_metrics, cyc_out = {}, {}
 t_cyc = time.perf_counter()
 for lam in (10.0, 0.0):

@@ -184,6 +184,21 @@ def test_maxout_takes_the_max_over_pieces():
     assert torch.allclose(d(x), (h @ d.out.weight[0] + d.out.bias[0]).squeeze(1), atol=1e-6)
 
 
+def test_maxout_gradient_reaches_only_the_maximising_piece():
+    """∂ maxⱼ aⱼ / ∂ aᵢ = 1 for the maximising piece i and 0 for the others: the gradient of the
+    first layer's weights equals the one computed with an explicit one-hot mask."""
+    torch.manual_seed(0)
+    d = MaxoutDiscriminator(in_dim=2, hidden=3, pieces=4, depth=1, init_std=1.0).double()
+    x = torch.randn(7, 2, dtype=torch.float64)
+    d(x).sum().backward()
+    w, b = d.layers[0].weight[0].detach().clone().requires_grad_(), d.layers[0].bias[0].detach()
+    a = (x @ w + b).reshape(7, 3, 4)
+    one_hot = torch.nn.functional.one_hot(a.argmax(-1), 4).to(a.dtype)
+    ((a * one_hot).sum(-1) @ d.out.weight[0].detach()).sum().backward()
+    assert torch.allclose(d.layers[0].weight.grad[0], w.grad, atol=1e-12)
+    assert (d.layers[0].weight.grad[0] != 0).any()
+
+
 def test_ensemble_members_are_independent():
     """Member s of an ensemble computes what a one-member network with its weights computes."""
     torch.manual_seed(0)
