@@ -32,9 +32,10 @@ browser:
 # kernel and faults them in again on the next step, tcmalloc keeps them. The arithmetic is the
 # same (lectures 2 and 4 print identical numbers); lecture 4 ran in 326 s instead of 352 s.
 # Without the package (no root) the notebooks run with glibc's malloc, only slower.
-TCMALLOC = $$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)
+TCMALLOC_LIB := /usr/lib/*/libtcmalloc_minimal.so.4
+TCMALLOC = $$(ls $(TCMALLOC_LIB) 2>/dev/null | head -n 1)
 malloc:
-	@ls /usr/lib/*/libtcmalloc_minimal.so.4 >/dev/null 2>&1 \
+	@ls $(TCMALLOC_LIB) >/dev/null 2>&1 \
 	  || (apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null) \
 	  || echo "tcmalloc not installed: the notebooks run with glibc's malloc (slower)"
 
