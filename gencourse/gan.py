@@ -25,6 +25,7 @@ WGAN's original Lipschitz constraint is weight clipping (every critic parameter 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -382,6 +383,16 @@ def train_gan(
     return history
 
 
+def snapshot_steps(steps: int) -> list[int]:
+    """The steps after which :func:`trained_dcgan` keeps its generator: 10, 30, 100, 300, 1,000,
+    3,000, … (1 and 3 times the powers of ten from 10) below ``steps``, and ``steps`` itself."""
+    kept, power = [], 10
+    while power < steps:
+        kept += [s for s in (power, 3 * power) if s < steps]
+        power *= 10
+    return [*kept, steps]
+
+
 def trained_dcgan(
     images: torch.Tensor,
     latent_dim: int,
@@ -389,12 +400,14 @@ def trained_dcgan(
     loss: str = "ns",
     seed: int = 0,
     device: torch.device | str = "cpu",
-) -> tuple[DCGANGenerator, DCGANDiscriminator, dict[str, list[float]]]:
+) -> tuple[DCGANGenerator, DCGANDiscriminator, dict[str, Any]]:
     """A :class:`~gencourse.nets.DCGANGenerator` (``latent_dim``) and
     :class:`~gencourse.nets.DCGANDiscriminator`, initialised after ``seed_everything(seed)`` and
     trained by :func:`train_gan` on ``images`` (N, 1, 28, 28) with the ``loss`` and its other
     defaults (Adam 2·10⁻⁴, β = (0.5, 0.999), batches of 64). Returns (G, D, history), both
-    networks in eval mode.
+    networks in eval mode; besides :func:`train_gan`'s entries, ``history["generators"]`` maps
+    each step of :func:`snapshot_steps` to the generator's ``state_dict`` after that step (to
+    watch the samples improve: load one into a fresh generator in eval mode).
 
     The same call in another notebook of a book build loads the result from the cache
     (:func:`gencourse.cache.cached_training`, on only when ``GENCOURSE_CACHE`` is set).
@@ -402,13 +415,26 @@ def trained_dcgan(
     seed_everything(seed)
     g = DCGANGenerator(latent_dim=latent_dim).to(device)
     d = DCGANDiscriminator().to(device)
+    kept = set(snapshot_steps(steps))
+    generators: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep(step: int, generator: nn.Module, discriminator: nn.Module) -> None:
+        if step + 1 in kept:  # a copy: the training goes on in place
+            generators[step + 1] = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+
+    def train() -> dict[str, Any]:
+        history = train_gan(
+            g,
+            d,
+            data_sampler(images.to(device)),
+            latent_dim,
+            steps=steps,
+            loss=loss,
+            seed=seed,
+            callback=keep,
+        )
+        return {**history, "generators": generators}
+
     key = dict(images=images, latent_dim=latent_dim, steps=steps, loss=loss, seed=seed)
-    history = cached_training(
-        "dcgan",
-        key,
-        {"G": g, "D": d},
-        lambda: train_gan(
-            g, d, data_sampler(images.to(device)), latent_dim, steps=steps, loss=loss, seed=seed
-        ),
-    )
+    history = cached_training("dcgan", key, {"G": g, "D": d}, train)
     return g, d, history

@@ -28,7 +28,9 @@ from gencourse.gan import (
     gradient_penalty,
     pack_samples,
     sample_latent,
+    snapshot_steps,
     train_gan,
+    trained_dcgan,
 )
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator
 
@@ -458,3 +460,26 @@ def test_stacked_mlp_trains_with_train_gan_like_separate_runs_on_average():
     for s in range(2):
         rows = slice(500 * s, 500 * (s + 1))
         assert after[rows].norm(dim=1).mean() > before[rows].norm(dim=1).mean() + 0.5
+
+
+def test_snapshot_steps_one_three_ten():
+    assert snapshot_steps(5) == [5]
+    assert snapshot_steps(30) == [10, 30]
+    assert snapshot_steps(200) == [10, 30, 100, 200]
+    assert snapshot_steps(4_000) == [10, 30, 100, 300, 1_000, 3_000, 4_000]
+    assert snapshot_steps(20_000) == [10, 30, 100, 300, 1_000, 3_000, 10_000, 20_000]
+
+
+def test_trained_dcgan_keeps_the_generator_along_the_way(monkeypatch):
+    monkeypatch.delenv("GENCOURSE_CACHE", raising=False)
+    images = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    g, _, history = trained_dcgan(images, latent_dim=4, steps=12, seed=0)
+    kept = history["generators"]
+    assert list(kept) == [10, 12] and len(history["g_loss"]) == 12
+    for name, value in g.state_dict().items():  # the last snapshot is the final generator
+        assert torch.equal(kept[12][name], value)
+    assert not torch.equal(kept[10]["body.3.weight"], kept[12]["body.3.weight"])  # a copy, not a view
+    # training the same run to step 10 gives the snapshot's weights
+    g10, _, _ = trained_dcgan(images, latent_dim=4, steps=10, seed=0)
+    for name, value in g10.state_dict().items():
+        assert torch.equal(kept[10][name], value)
