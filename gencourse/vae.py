@@ -19,9 +19,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gencourse.cache import cached_training
 from gencourse.divergences import kl_gaussian
 from gencourse.nets import mlp
-from gencourse.runtime import fit
+from gencourse.runtime import fit, seed_everything
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -249,3 +250,26 @@ def train_vae(
         return {"loss": loss, "recon": terms["recon"].mean(), "kl": terms["kl"].mean()}
 
     return fit(model, len(images), loss_fn, steps, batch_size, lr, seed, "VAE")
+
+
+def trained_mnist_vae(
+    images: torch.Tensor,
+    steps: int,
+    latent_dim: int = 20,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[VAE, dict[str, list[float]]]:
+    """:func:`mnist_vae` (``latent_dim``), initialised after ``seed_everything(seed)`` and trained
+    by :func:`train_vae` on ``images`` (N, 1, 28, 28), values in [0, 1], with its defaults (Adam
+    10⁻³, batches of 100). Returns (VAE in eval mode, history).
+
+    The same call in another notebook of a book build loads the result from the cache
+    (:func:`gencourse.cache.cached_training`, on only when ``GENCOURSE_CACHE`` is set).
+    """
+    seed_everything(seed)
+    vae = mnist_vae(latent_dim).to(device)
+    key = dict(images=images, steps=steps, latent_dim=latent_dim, seed=seed)
+    history = cached_training(
+        "mnist-vae", key, {"vae": vae}, lambda: train_vae(vae, images, steps, seed=seed)
+    )
+    return vae.eval(), history

@@ -86,9 +86,9 @@ from gencourse.inverse import (
 )
 from gencourse.nets import accuracy, trained_mnist_classifier
 from gencourse.plotting import show_images
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
+from gencourse.runtime import budget, budget_level, get_device
 from gencourse.scoreboard import record
-from gencourse.vae import mnist_vae, train_vae
+from gencourse.vae import trained_mnist_vae
 
 LEVEL, DEVICE = budget_level(), get_device()
 T0 = time.perf_counter()
@@ -227,11 +227,11 @@ plt.show()
 # %%
 VAE_STEPS = budget(ci=500, cpu=6_000, gpu=50_000)
 x_train = train_set.images  # grey levels in [0, 1]
-seed_everything(0)
-vae = mnist_vae(latent_dim=20).to(DEVICE)
 t = time.perf_counter()
-vae_history = train_vae(vae, x_train, steps=VAE_STEPS, seed=0)
-vae.eval().requires_grad_(False)
+# gencourse.vae.trained_mnist_vae: mnist_vae trained by train_vae after seed_everything(0); lecture 9
+# uses the same VAE, and a book build trains it once (gencourse.cache)
+vae, vae_history = trained_mnist_vae(x_train, VAE_STEPS, latent_dim=20, seed=0, device=DEVICE)
+vae.requires_grad_(False)
 print(
     f"VAE: {VAE_STEPS:,} steps in {time.perf_counter() - t:.0f} s, final loss {np.mean(vae_history['loss'][-100:]):.1f}"
 )

@@ -387,12 +387,15 @@ def low_res(x: torch.Tensor) -> torch.Tensor:
 
 
 SR_STEPS = budget(ci=60, cpu=2_000, gpu=6_000)
+# narrower than pix2pix's networks: in our runs at the cpu budget, width 16 kept both orderings
+# that the cell asserts, as width 24 did, and trained in half the time
+SR_WIDTH = budget(ci=16, cpu=16, gpu=64)
 sr_metrics, sr_out = {}, {}
 t_sr = time.perf_counter()
 for name, adv_w in (("L1 only", 0.0), ("L1 + adversarial", 1.0)):
     seed_everything(0)
-    g = translation_generator(1, 1, WIDTH).to(DEVICE)
-    d = PatchDiscriminator(1, WIDTH).to(DEVICE) if adv_w > 0 else None
+    g = translation_generator(1, 1, SR_WIDTH).to(DEVICE)
+    d = PatchDiscriminator(1, SR_WIDTH).to(DEVICE) if adv_w > 0 else None
     train_pix2pix(
         g,
         d,

@@ -9,6 +9,7 @@ from gencourse.cache import CACHE_ENV, cached_training, fingerprint
 from gencourse.gan import trained_dcgan
 from gencourse.nets import trained_mnist_classifier
 from gencourse.runtime import seed_everything
+from gencourse.vae import trained_mnist_vae
 
 
 def _net(seed: int) -> nn.Module:
@@ -104,3 +105,16 @@ def test_cached_helpers_give_the_weights_of_a_fresh_training(monkeypatch, tmp_pa
             assert torch.equal(a, b)
     out = capsys.readouterr().out
     assert "mnist-classifier: loaded from the cache" in out and "dcgan: loaded from the cache" in out
+
+
+def test_cached_vae_gives_the_weights_and_history_of_a_fresh_training(monkeypatch, tmp_path, capsys):
+    images = torch.rand(128, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    plain, h_plain = trained_mnist_vae(images, steps=3, latent_dim=4, seed=1)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    for _ in range(2):
+        vae, history = trained_mnist_vae(images, steps=3, latent_dim=4, seed=1)
+        for a, b in zip(plain.state_dict().values(), vae.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+        assert history == h_plain and len(history["loss"]) == 3 and not vae.training
+    assert "mnist-vae: loaded from the cache" in capsys.readouterr().out
