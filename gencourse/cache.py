@@ -1,7 +1,7 @@
 """A cache of trained networks, shared by the notebooks of one book build.
 
-Several lectures train the same network the same way (the judge classifier of lectures 7, 9,
-10 and 11; the DCGAN of lectures 5 and 6). A run is deterministic on the CPU, so the second
+Several lectures train the same network the same way (the judge classifier of lectures 5, 7,
+9, 10 and 11; the DCGAN of lectures 5, 6 and 9; the VAE of lectures 5 and 9). A run is deterministic on the CPU, so the second
 lecture may load what the first one trained instead of training it again: same code, same
 data, same seed, same weights. The cache is off unless the environment variable
 ``GENCOURSE_CACHE`` names a directory (``make book`` sets it to ``_build/model-cache``); on

@@ -385,7 +385,12 @@ def train_gan(
 
 def snapshot_steps(steps: int) -> list[int]:
     """The steps after which :func:`trained_dcgan` keeps its generator: 10, 30, 100, 300, 1,000,
-    3,000, … (1 and 3 times the powers of ten from 10) below ``steps``, and ``steps`` itself."""
+    3,000, … (1 and 3 times the powers of ten from 10) below ``steps``, and ``steps`` itself
+    (none for ``steps`` = 0)."""
+    if steps < 0:
+        raise ValueError(f"steps must be non-negative, got {steps}")
+    if steps == 0:
+        return []
     kept, power = [], 10
     while power < steps:
         kept += [s for s in (power, 3 * power) if s < steps]

@@ -360,7 +360,7 @@ plt.show()
 #
 # The GAN is the small DCGAN of Lecture 5, trained here the same way (non-saturating loss,
 # `gencourse.gan.train_gan`, through `gencourse.gan.trained_dcgan`) on the 9,000 training digits
-# available offline. In the book build it is trained once for both lectures (`gencourse.cache`:
+# available offline. In the book build it is trained once for lectures 5, 6 and 9 (`gencourse.cache`:
 # the run is deterministic, so loading gives the weights that training here would give).
 
 # %%

@@ -463,7 +463,9 @@ def test_stacked_mlp_trains_with_train_gan_like_separate_runs_on_average():
 
 
 def test_snapshot_steps_one_three_ten():
-    assert snapshot_steps(5) == [5]
+    assert snapshot_steps(0) == [] and snapshot_steps(5) == [5]
+    with pytest.raises(ValueError, match="non-negative"):
+        snapshot_steps(-1)
     assert snapshot_steps(30) == [10, 30]
     assert snapshot_steps(200) == [10, 30, 100, 200]
     assert snapshot_steps(4_000) == [10, 30, 100, 300, 1_000, 3_000, 4_000]
