@@ -1,11 +1,12 @@
 """A cache of trained networks, shared by the notebooks of one book build.
 
 Several lectures train the same network the same way (the judge classifier of lectures 5, 7,
-9, 10 and 11; the DCGAN of lectures 5, 6 and 9; the VAE of lectures 5 and 9). A run is deterministic on the CPU, so the second
-lecture may load what the first one trained instead of training it again: same code, same
-data, same seed, same weights. The cache is off unless the environment variable
-``GENCOURSE_CACHE`` names a directory (``make book`` sets it to ``_build/model-cache``); on
-Colab and on a reader's laptop every notebook trains its own networks.
+9, 10 and 11; the DCGAN of lectures 5, 6 and 9; the VAE of lectures 5 and 9). A run is
+deterministic on the CPU, so the second lecture may load what the first one trained instead of
+training it again: same code, same data, same seed, same weights. The cache is off unless the
+environment variable ``GENCOURSE_CACHE`` names a directory (``make book`` sets it to
+``_build/model-cache``); on Colab and on a reader's laptop every notebook trains its own
+networks.
 
 A cached run is named by a fingerprint of everything it depends on: the arguments of the
 training function (tensors by their contents), the source code of the ``gencourse`` package

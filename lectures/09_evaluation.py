@@ -275,7 +275,7 @@ GAN_STEPS = budget(ci=200, cpu=4_000, gpu=20_000)
 CHECKPOINTS = budget(ci=[30, 200], cpu=[100, 300, 1_000, 4_000], gpu=[300, 1_000, 3_000, 10_000, 20_000])
 LATENT = 64
 t_gan = time.perf_counter()
-G, _, gan_history = trained_dcgan(train_set.images, LATENT, steps=GAN_STEPS, loss="ns", seed=0, device=DEVICE)
+_, _, gan_history = trained_dcgan(train_set.images, LATENT, steps=GAN_STEPS, loss="ns", seed=0, device=DEVICE)
 print(f"GAN: {GAN_STEPS} steps in {time.perf_counter() - t_gan:.0f} s")
 z_fixed = sample_latent(N_EVAL, LATENT, torch.Generator().manual_seed(3), DEVICE)
 gan_snapshots: dict[int, torch.Tensor] = {}
