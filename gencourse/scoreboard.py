@@ -61,12 +61,42 @@ def record(
     seeds: list[int] | None = None,
     wall_time_s: float | None = None,
     note: str = "",
+    baseline: dict[str, Any] | None = None,
+    higher_is_better: bool | None = None,
+    spread: float | None = None,
+    paper_spread: float | None = None,
+    ordering: bool | None = None,
+    ordering_claim: str = "",
+    invalid_reason: str = "",
 ) -> dict[str, Any]:
     """Record one headline result ``name`` (``"topic/what"``, lower case) with our value and
     the paper's (``None`` where the paper has no such number). Writes
-    ``$GENCOURSE_RESULTS/<name>.json`` if that variable is set; returns the entry either way."""
+    ``$GENCOURSE_RESULTS/<name>.json`` if that variable is set; returns the entry either way.
+
+    The evidence that makes a row mean something, each computed by the notebook (never typed):
+
+    - ``baseline``: trivial baselines on the same metric, ``{"uniform noise": 22.3, ...}``
+      (a value per name, of the same shape as ``ours``);
+    - ``higher_is_better``: the metric's direction (required with a numeric ``paper`` or
+      ``baseline``);
+    - ``spread``: our standard deviation over ``seeds``; ``paper_spread``: the paper's ± as
+      the paper states it;
+    - ``ordering``: where our protocol differs from the paper's, whether the comparison the
+      paper makes (``ordering_claim``, in words) held in our numbers;
+    - ``invalid_reason``: why the number cannot be read as the paper's (for example "high
+      quality 2 % < 70 %"); empty when it can.
+
+    :func:`verdict` turns these into the row's verdict by one stated rule (:data:`VERDICT_RULE`).
+    """
     if not _NAME.match(name):
         raise ValueError(f"result name {name!r} must look like 'topic/what' (lower case, digits, _)")
+    numeric = isinstance(_clean(paper), int | float) or bool(baseline)
+    if numeric and higher_is_better is None and not name.startswith("timing/"):
+        raise ValueError(
+            f"{name}: say whether higher is better (higher_is_better=) for a paper or baseline number"
+        )
+    if ordering is not None and not ordering_claim:
+        raise ValueError(f"{name}: an ordering needs the claim it checks (ordering_claim=)")
     entry = {
         "name": name,
         "lecture": lecture,
@@ -78,13 +108,89 @@ def record(
         "seeds": list(seeds) if seeds is not None else None,
         "wall_time_s": _clean(wall_time_s),
         "note": note,
+        "baseline": _clean(dict(baseline)) if baseline else None,
+        "higher_is_better": higher_is_better,
+        "spread": _clean(spread),
+        "paper_spread": _clean(paper_spread),
+        "ordering": ordering,
+        "ordering_claim": ordering_claim,
+        "invalid_reason": invalid_reason,
     }
+    entry["verdict"] = verdict(entry)
     folder = os.environ.get(RESULTS_ENV)
     if folder:
         path = Path(folder) / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(entry, indent=1, ensure_ascii=False))
     return entry
+
+
+RELATIVE_TOLERANCE = 0.10  # where a paper states no ±, "reproduced" means within 10 % of its number
+VERDICT_RULE = (
+    "One rule for every row. *Below baseline*: our number does not beat every trivial "
+    "baseline on the same metric (so it shows nothing, whatever the paper says). *Not "
+    "reproduced*: the number cannot be read as the paper's (the row says why, for example too "
+    "few high-quality samples), or neither test below passes. *Reproduced*: our mean lies "
+    "within two of the paper's stated ± of the paper's mean (within 10 % of it where the paper "
+    "states no ±). *Ordering held*: our protocol differs from the paper's, and the comparison "
+    "the paper makes (stated in the row) holds in our numbers. *No paper number*: the paper "
+    "reports no such number; the baseline column then carries the evidence."
+)
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float if it is a finite or infinite number (or its string form), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value in ("inf", "-inf"):
+        return float(value)
+    return None
+
+
+def beats_baselines(entry: dict[str, Any]) -> bool | None:
+    """Whether ``ours`` beats every trivial baseline in the metric's direction (strictly);
+    compared key by key where ``ours`` is a dict. None where there is no baseline to compare."""
+    baseline, up = entry.get("baseline"), entry.get("higher_is_better")
+    if not baseline or up is None:
+        return None
+    ours = entry["ours"]
+    verdicts = []
+    for value in baseline.values():
+        pairs = (
+            [(ours.get(k), v) for k, v in value.items() if k in ours]
+            if isinstance(ours, dict) and isinstance(value, dict)
+            else [(ours, value)]
+        )
+        for o, b in pairs:
+            o, b = _number(o), _number(b)
+            if o is None or b is None:
+                return None
+            verdicts.append(o > b if up else o < b)
+    return all(verdicts) if verdicts else None
+
+
+def verdict(entry: dict[str, Any]) -> str:
+    """The row's verdict by :data:`VERDICT_RULE`: ``"below baseline"``, ``"not reproduced"``,
+    ``"reproduced"``, ``"ordering held"`` or ``"no paper number"``."""
+    if entry["name"].startswith("timing/"):
+        return ""
+    if beats_baselines(entry) is False:
+        return "below baseline"
+    if entry.get("invalid_reason"):
+        return "not reproduced"
+    ours, paper = _number(entry["ours"]), _number(entry.get("paper"))
+    if ours is not None and paper is not None:
+        spread = _number(entry.get("paper_spread"))
+        tolerance = 2 * spread if spread is not None else RELATIVE_TOLERANCE * abs(paper)
+        if abs(ours - paper) <= tolerance:
+            return "reproduced"
+    if entry.get("ordering") is True:
+        return "ordering held"
+    if entry.get("paper") is None and entry.get("ordering") is None:
+        return "no paper number"
+    return "not reproduced"
 
 
 def collect(folder: Path) -> list[dict[str, Any]]:

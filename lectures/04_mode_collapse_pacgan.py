@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -787,6 +787,7 @@ for (data_name, setting), res in RESULTS.items():
         f"pacgan/{data_name}_modes_{short}",
         mean_se(res["modes"])[0],
         paper=paper[0] if paper else None,
+        higher_is_better=True,
         unit=f"modes of {len(MIXTURES[data_name].centers)}",
         lecture="04_mode_collapse_pacgan",
         description=f"{setting} on the 2-D {data_name}: modes captured (mean over runs, 2,500 samples each)",

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -549,6 +549,7 @@ for m in M_LIST:
         f"csgm/vae_mse_m{m}",
         float(results["VAE"][m].mean()),
         paper=paper.get(m),
+        higher_is_better=False,
         description=f"CSGM with the VAE prior, m = {m}",
         **common,
     )

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -582,6 +582,7 @@ for name, key in (("InfoGAN", "infogan"), ("InfoGAN-CR", "infogan_cr")):
         f"disentangle/{key}_factorvae",
         summary[name]["factorvae"][0],
         paper={"InfoGAN": 0.82, "InfoGAN-CR": 0.88}[name],
+        higher_is_better=True,
         lecture="10_conditional_disentangled",
         description=f"{name} FactorVAE metric, planted discs 16×16 (paper: dSprites 64×64), mean over seeds",
         seeds=list(SEEDS),

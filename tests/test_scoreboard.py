@@ -54,7 +54,7 @@ def test_main_runs_a_notebook_and_writes_the_page(tmp_path):
     nb.cells = [
         nbformat.v4.new_code_cell(
             "from gencourse.scoreboard import record\n"
-            "record('demo/value', 2 + 2, paper=4, lecture='demo', description='two plus two')"
+            "record('demo/value', 2 + 2, paper=4, higher_is_better=True, lecture='demo', description='two plus two')"
         )
     ]
     path = tmp_path / "demo.ipynb"
@@ -106,3 +106,61 @@ def test_reference_workload_times_real_training():
     from gencourse.scoreboard import reference_workload
 
     assert 0 < reference_workload(steps=3) < 60
+
+
+def _entry(ours, **kw):
+    return record("demo/x", ours, lecture="demo", description="d", **kw)
+
+
+def test_verdict_rule_each_branch():
+    base = {"uniform noise": 22.3}
+    # within two of the paper's stated ± of its mean
+    assert (
+        _entry(24.0, paper=23.8, paper_spread=0.7, higher_is_better=True, baseline=base)["verdict"]
+        == "reproduced"
+    )
+    assert _entry(23.0, paper=24.8, paper_spread=0.2, higher_is_better=True, baseline={"u": 1})[
+        "verdict"
+    ] == ("not reproduced")
+    # the book's old PacGAN row: fewer modes than uniform noise
+    assert _entry(16.3, paper=23.8, paper_spread=0.7, higher_is_better=True, baseline=base)["verdict"] == (
+        "below baseline"
+    )
+    # the number cannot be read as the paper's: too few high-quality samples
+    bad = _entry(24.0, paper=23.8, paper_spread=0.7, higher_is_better=True, invalid_reason="high quality 2 %")
+    assert bad["verdict"] == "not reproduced"
+    # no ± from the paper: within 10 % of its number; lower is better for an error
+    assert (
+        _entry(0.0100, paper=0.0096, higher_is_better=False, baseline={"zero": 0.1})["verdict"]
+        == "reproduced"
+    )
+    assert _entry(0.0150, paper=0.0096, higher_is_better=False, baseline={"zero": 0.1})["verdict"] == (
+        "not reproduced"
+    )
+    held = _entry(
+        0.0150,
+        paper=0.0096,
+        higher_is_better=False,
+        baseline={"zero": 0.1},
+        ordering=True,
+        ordering_claim="c",
+    )
+    assert held["verdict"] == "ordering held"
+    assert _entry(3.0, higher_is_better=True, baseline={"b": 1.0})["verdict"] == "no paper number"
+    # dict-valued results are compared key by key
+    two = {"fbp": 26.0, "network": 33.8}
+    assert (
+        _entry(two, higher_is_better=True, baseline={"fbp": {"network": 26.0}})["verdict"]
+        == "no paper number"
+    )
+    assert (
+        _entry(two, higher_is_better=True, baseline={"noisy": {"network": 40.0}})["verdict"]
+        == "below baseline"
+    )
+
+
+def test_record_asks_for_the_evidence_it_needs():
+    with pytest.raises(ValueError, match="higher_is_better"):
+        _entry(1.0, paper=2.0)
+    with pytest.raises(ValueError, match="ordering_claim"):
+        _entry(1.0, ordering=True)
