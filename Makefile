@@ -23,21 +23,17 @@ $(MATHJAX):
 	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz && mv package/es5 mathjax/es5 \
 	  && rm -rf package mathjax-$(MATHJAX_VERSION).tgz
 
-# Headless Chromium for the site checks (Debian's package; needs root, as on CI).
+# System programs (tools/system_deps.sh): found under any of their usual names, installed from
+# Debian's packages only by root or with passwordless sudo, otherwise the script says what to
+# install. A browser (Chromium or Google Chrome) is required for the site check; tcmalloc is an
+# optimisation: every training step allocates and frees tensors of a few MB, glibc's malloc hands
+# them back to the kernel and faults them in again on the next step, tcmalloc keeps them (same
+# arithmetic; lecture 4 ran in 326 s instead of 352 s). Without it the notebooks only run slower.
 browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
-
-# tcmalloc for the notebooks of the book build (Debian's package; needs root, as on CI). Every
-# training step allocates and frees tensors of a few MB; glibc's malloc hands them back to the
-# kernel and faults them in again on the next step, tcmalloc keeps them. The arithmetic is the
-# same (lectures 2 and 4 print identical numbers); lecture 4 ran in 326 s instead of 352 s.
-# Without the package (no root) the notebooks run with glibc's malloc, only slower.
-TCMALLOC_LIB := /usr/lib/*/libtcmalloc_minimal.so.4
-TCMALLOC = $$(ls $(TCMALLOC_LIB) 2>/dev/null | head -n 1)
+	@tools/system_deps.sh browser >/dev/null
+TCMALLOC = $$(tools/system_deps.sh tcmalloc 2>/dev/null)
 malloc:
-	@ls $(TCMALLOC_LIB) >/dev/null 2>&1 \
-	  || (apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null) \
-	  || echo "tcmalloc not installed: the notebooks run with glibc's malloc (slower)"
+	@tools/system_deps.sh tcmalloc >/dev/null || true
 
 # Lectures record their headline numbers and wall time into _build/results-<budget> while they
 # run; the scoreboard page (book/scoreboard.md) is rendered from them.
@@ -48,7 +44,9 @@ malloc:
 # one Jupyter Book build, which reads every notebook from the cache.
 CACHE := _build/.jupyter_cache
 # Networks that several lectures train identically are trained once per build (gencourse.cache).
-CPU_ENV := GENCOURSE_BUDGET=cpu GENCOURSE_RESULTS=$(CURDIR)/_build/results-cpu \
+# The book trains on the bundled MNIST whatever the network (GENCOURSE_OFFLINE=1), so that every
+# build computes its numbers from the same data; Colab readers still download the full MNIST.
+CPU_ENV := GENCOURSE_BUDGET=cpu GENCOURSE_OFFLINE=1 GENCOURSE_RESULTS=$(CURDIR)/_build/results-cpu \
   GENCOURSE_CACHE=$(CURDIR)/_build/model-cache
 book: $(STAMP) $(MATHJAX) browser malloc
 	mkdir -p _build
@@ -71,7 +69,8 @@ test: $(STAMP) $(MATHJAX) browser lint
 	rm -rf _build/results-ci
 	GENCOURSE_BUDGET=ci GENCOURSE_REQUIRE_BROWSER=1 OMP_NUM_THREADS=1 \
 	  GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci \
-	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20
+	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20 \
+	  --junitxml=_build/test-report.xml
 	$(BIN)/python -m gencourse.scoreboard --budget ci --results _build/results-ci --out _build/scoreboard-ci
 
 # The reproduction scoreboard (book/scoreboard.md and .json), lectures executed afresh at a

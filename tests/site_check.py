@@ -34,13 +34,19 @@ CONSOLE_ERROR = re.compile(r"CONSOLE.*(Uncaught|Failed to load resource|ERR_FILE
 COLAB = "https://colab.research.google.com/github/"
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
 def chromium() -> str:
-    """Path of the Chromium binary, or raise with the install command."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
+    """Path of Chromium or Google Chrome (the names ``tools/system_deps.sh`` looks for), or raise
+    with the install command."""
+    for name in BROWSERS:
         path = shutil.which(name)
         if path:
             return path
-    raise RuntimeError("Chromium not found: install it with `apt-get install -y chromium`")
+    raise RuntimeError(
+        f"no browser found ({', '.join(BROWSERS)}): install one, e.g. `apt-get install chromium`"
+    )
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import site_check  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-HAVE_CHROMIUM = any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))
+HAVE_CHROMIUM = any(shutil.which(n) for n in site_check.BROWSERS)
 # `make test` installs Chromium and sets this, so that a missing browser fails instead of skipping
 REQUIRED = os.environ.get("GENCOURSE_REQUIRE_BROWSER") == "1"
 needs_browser = pytest.mark.skipif(not HAVE_CHROMIUM and not REQUIRED, reason="Chromium is not installed")
