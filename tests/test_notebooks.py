@@ -64,6 +64,13 @@ def test_colab_install_is_pinned_to_the_package_release(source):
     assert refs and set(refs) == {f"v{version}"}, refs
 
 
+def test_launch_buttons_open_the_release_that_the_install_cells_install():
+    """The book's Colab buttons open the notebooks at the same tag as the package they install."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["branch"] == f"v{version}"
+
+
 def _toc_files(entries):
     for entry in entries:
         if "file" in entry:

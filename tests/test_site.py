@@ -51,33 +51,48 @@ def built_book(tmp_path_factory):
 
 
 @needs_browser
-def test_every_lecture_page_renders_in_chromium(built_book):
+def test_every_page_renders_in_chromium(built_book):
+    shots = ROOT / "_build" / "screenshots"
     report = site_check.check_site(
-        built_book, require_figures=False, screenshots=ROOT / "_build" / "screenshots"
+        built_book, require_figures=False, screenshots=shots, ref=site_check.release_ref(ROOT)
     )
-    assert report, "no lecture page was checked"
+    assert sum(page.startswith("lectures/") for page in report) >= 12, "every lecture page is checked"
+    assert {"index.html", "book/references.html", "book/scoreboard.html", "search.html"} <= set(report)
     bad = {page: problems for page, problems in report.items() if problems}
     assert not bad, bad
-    for page in report:
-        assert (ROOT / "_build" / "screenshots" / page.replace(".html", ".png")).stat().st_size > 10_000
+    for page in site_check.SCREENSHOT_PAGES:
+        assert (shots / page.replace("/", "_").replace(".html", ".png")).stat().st_size > 10_000
 
 
 @needs_browser
 def test_the_check_catches_broken_pages(tmp_path):
     lectures = tmp_path / "lectures"
     lectures.mkdir()
+    images = tmp_path / "_images"
+    images.mkdir()
+    import matplotlib.pyplot as plt
+
+    plt.imsave(images / "blank.png", [[0.5, 0.5], [0.5, 0.5]], cmap="gray", vmin=0, vmax=1)
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "references.html").write_text('<html><body><p id="id1">A paper</p></body></html>')
     (lectures / "99_bad.html").write_text(
-        '<html><body><main id="main-content"><p>$$ x^2 $$ and \\begin{aligned}</p></main>'
+        '<html><body><main id="main-content"><p>$$ x^2 $$ and \\begin{aligned}</p>'
+        '<a href="../book/references.html#id7">[7]</a><img src="../_images/blank.png">'
+        '<img src="../_images/gone.png"></main>'
         "<script>undefinedFunction();</script></body></html>"
     )
-    problems = site_check.check_site(tmp_path, require_figures=True)["99_bad.html"]
-    joined = " | ".join(problems)
+    (tmp_path / "search.html").write_text('<html><body><ul class="search"></ul></body></html>')
+    report = site_check.check_site(tmp_path, require_figures=True, ref="v9.9.9")
+    joined = " | ".join(report["lectures/99_bad.html"])
     for expected in (
         "no rendered maths",
         "raw TeX '$$'",
         "raw TeX '\\\\begin{'",
-        "Colab",
-        "no figure",
+        "blob/v9.9.9/",
+        "figure ../_images/blank.png is blank",
+        "figure ../_images/gone.png missing",
+        "references.html#id7 has no entry",
         "Uncaught",
     ):
-        assert expected in joined, (expected, problems)
+        assert expected in joined, (expected, report)
+    assert "does not list lectures/01_vae.html" in " ".join(report["search.html"])
