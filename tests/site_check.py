@@ -64,7 +64,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
 MATH_SOURCE = re.compile(r'class="math|\\\(|\\\[')  # maths in the HTML before MathJax ran
 FIGURE = re.compile(r'<img[^>]+src="([^"]*_images/[^"]+\.(?:png|svg|jpg))"')
 CITATION = re.compile(r'href="([^"#]*references\.html)#([\w-]+)"')
-SCREENSHOT_PAGES = ("index.html", "lectures/01_vae.html", "book/scoreboard.html")
+SCREENSHOT_PAGES = ("book/intro.html", "lectures/01_vae.html", "book/scoreboard.html")
 
 
 def _figure_problems(page: Path, dom: str) -> list[str]:
