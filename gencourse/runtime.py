@@ -4,10 +4,12 @@ Every notebook of the course runs unchanged on three machines. The *budget level
 
 * ``ci``  -- the 2-core CPU of continuous integration: seconds per lecture;
 * ``cpu`` -- a laptop or the book build: minutes per lecture, enough for the headline results;
-* ``gpu`` -- Colab with a GPU: the papers' protocols where they fit.
+* ``gpu`` -- Colab with a GPU (a free T4): each lecture within about 30 minutes;
+* ``paper`` -- opt-in only, never a default: the papers' full protocols (hours on a GPU).
 
 The level is read from the environment variable ``GENCOURSE_BUDGET``; without it, it is
-``gpu`` when CUDA is available and ``cpu`` otherwise.
+``gpu`` when CUDA is available and ``cpu`` otherwise. No knob is smaller at ``gpu`` than at
+``cpu`` (tests/test_budgets.py reads every ``budget(...)`` call of the lectures and assignments).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 BUDGET_ENV = "GENCOURSE_BUDGET"
-LEVELS = ("ci", "cpu", "gpu")
+LEVELS = ("ci", "cpu", "gpu", "paper")
 
 T = TypeVar("T")
 
@@ -70,8 +72,13 @@ def budget_level() -> str:
     return level
 
 
-def budget(*, ci: T, cpu: T, gpu: T) -> T:
-    """Return the value for the current budget level, e.g. ``budget(ci=200, cpu=3_000, gpu=30_000)``."""
+def budget(*, ci: T, cpu: T, gpu: T, paper: T | None = None) -> T:
+    """Return the value for the current budget level, e.g. ``budget(ci=200, cpu=3_000, gpu=30_000)``.
+
+    ``paper`` is the value at the opt-in level ``paper`` (a paper's full protocol); where it is
+    not given, that level uses the ``gpu`` value."""
+    if budget_level() == "paper":
+        return gpu if paper is None else paper
     return {"ci": ci, "cpu": cpu, "gpu": gpu}[budget_level()]
 
 

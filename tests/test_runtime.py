@@ -28,6 +28,16 @@ def test_budget_rejects_unknown_levels_naming_the_allowed_ones(monkeypatch, bad)
         budget(ci=1, cpu=2, gpu=3)
 
 
+def test_paper_level_is_opt_in_and_falls_back_to_gpu(monkeypatch):
+    monkeypatch.setenv("GENCOURSE_BUDGET", "paper")
+    assert budget(ci=1, cpu=2, gpu=3, paper=400_000) == 400_000
+    assert budget(ci=1, cpu=2, gpu=3) == 3  # no paper= value: the gpu one
+    monkeypatch.delenv("GENCOURSE_BUDGET")
+    for cuda in (False, True):  # never a default, GPU or not
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        assert budget_level() != "paper"
+
+
 def test_budget_default_depends_on_cuda(monkeypatch):
     monkeypatch.delenv("GENCOURSE_BUDGET", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

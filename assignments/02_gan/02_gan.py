@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -57,6 +57,7 @@ grader = otter.Notebook("02_gan.ipynb")
 
 # %%
 import math
+import os
 
 import matplotlib.pyplot as plt
 import torch
@@ -65,6 +66,10 @@ from torch.nn import functional as F
 from gencourse.data import ring_mixture
 from gencourse.nets import mlp
 from gencourse.runtime import budget, budget_level, seed_everything
+
+# An assignment trains on the CPU, also on a Colab GPU runtime, so its budget does not follow the
+# runtime: it is `cpu` unless GENCOURSE_BUDGET names another level.
+os.environ.setdefault("GENCOURSE_BUDGET", "cpu")
 
 print(f"budget level: {budget_level()}")
 

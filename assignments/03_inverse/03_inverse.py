@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -58,6 +58,7 @@ grader = otter.Notebook("03_inverse.ipynb")
 
 # %%
 import math
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,6 +67,10 @@ from sklearn.linear_model import Lasso
 
 from gencourse.data import load_mnist
 from gencourse.runtime import budget, budget_level, seed_everything
+
+# An assignment trains on the CPU, also on a Colab GPU runtime, so its budget does not follow the
+# runtime: it is `cpu` unless GENCOURSE_BUDGET names another level.
+os.environ.setdefault("GENCOURSE_BUDGET", "cpu")
 from gencourse.vae import mnist_vae, train_vae
 
 print(f"budget level: {budget_level()}")

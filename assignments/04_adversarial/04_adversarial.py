@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -58,6 +58,8 @@ import otter
 grader = otter.Notebook("04_adversarial.ipynb")
 
 # %%
+import os
+
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
@@ -66,6 +68,10 @@ from torch.nn import functional as F
 from gencourse.data import load_mnist
 from gencourse.nets import mlp, train_classifier
 from gencourse.runtime import budget, budget_level, seed_everything
+
+# An assignment trains on the CPU, also on a Colab GPU runtime, so its budget does not follow the
+# runtime: it is `cpu` unless GENCOURSE_BUDGET names another level.
+os.environ.setdefault("GENCOURSE_BUDGET", "cpu")
 
 print(f"budget level: {budget_level()}")
 
