@@ -256,6 +256,7 @@ def record_timing(lecture: str, seconds: float) -> dict[str, Any]:
 
 
 FIGURE_FILE = "scoreboard.png"  # written next to the page by write_scoreboard
+TABLE_CLASS = "scoreboard-table"  # the class of each lecture's table (styled by book/_css/scoreboard.css)
 VERDICTS = ("reproduced", "ordering held", "no paper number", "not reproduced", "below baseline")
 _VERDICT_COLOUR = {
     "reproduced": "tab:green",
@@ -271,12 +272,26 @@ def _cell(text: str) -> str:
     return text.replace("|", r"\|").replace("\n", " ")
 
 
+NOWRAP = 14  # a table line of up to this many characters is kept whole (no-break spaces)
+
+
+def _line(text: str) -> str:
+    """One line of a table cell that the browser should not break: short lines are kept whole,
+    longer ones keep at least their last word (the value) with the word before it."""
+    if len(text) <= NOWRAP:
+        return text.replace(" ", "\u00a0")
+    head, _, tail = text.rpartition(" ")
+    return f"{head}\u00a0{tail}" if head else text
+
+
 def _fmt_cell(value: Any) -> str:
     """A value for a table cell: a dict as one ``key: value`` per line (``<br>`` between)."""
     if isinstance(value, dict):
         return "<br>".join(
-            f"{k}: "
-            + (", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()) if isinstance(v, dict) else _fmt(v))
+            _line(
+                f"{k}: "
+                + (", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()) if isinstance(v, dict) else _fmt(v))
+            )
             for k, v in value.items()
         )
     return _fmt(value)
@@ -308,7 +323,7 @@ def fmt_baseline(entry: dict[str, Any]) -> str:
     for name, value in baseline.items():
         if isinstance(value, dict) and len({json.dumps(v) for v in value.values()}) == 1:
             value = next(iter(value.values()))
-        parts.append(f"{name}: {_fmt(value)}")
+        parts.append(_line(f"{name}: {_fmt(value)}"))
     return "<br>".join(parts)
 
 
@@ -391,14 +406,14 @@ def _panel(ax: Any, entry: dict[str, Any]) -> None:
     for i, (_, value) in enumerate(baselines):
         ax.plot([value], [2 + i], "x", color="dimgrey", ms=7, mew=2)
     labels = ["paper", "ours"] + [name if len(name) <= 18 else name[:17] + "…" for name, _ in baselines]
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylim(len(labels) - 0.5, -0.5)
-    ax.tick_params(axis="x", labelsize=7)
+    ax.tick_params(axis="x", labelsize=8)
     ax.margins(x=0.15)
-    ax.set_xlabel(entry.get("unit") or "", fontsize=7, labelpad=1)
+    ax.set_xlabel(entry.get("unit") or "", fontsize=8, labelpad=1)
     number = re.match(r"^(\d+)_", entry["lecture"])
     where = f"L{int(number.group(1))} · " if number else ""
-    ax.set_title(f"{where}{entry['name']}: {verdict(entry)}", fontsize=7.5, color=colour, loc="left")
+    ax.set_title(f"{where}{entry['name']}\n{verdict(entry)}", fontsize=8.5, color=colour, loc="left")
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -423,16 +438,16 @@ def plot_scoreboard(results: list[dict[str, Any]], path: Path, ncols: int = 2) -
         else 2
         for r in range(nrows)
     ]
-    fig = Figure(figsize=(7.2, sum(0.3 * h + 0.85 for h in heights)))
+    fig = Figure(figsize=(7.2, sum(0.3 * h + 1.0 for h in heights)))
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(nrows, ncols, height_ratios=[0.3 * h + 0.85 for h in heights])
+    grid = fig.add_gridspec(nrows, ncols, height_ratios=[0.3 * h + 1.0 for h in heights])
     for k, e in enumerate(slots):
         if e is not None:
             _panel(fig.add_subplot(grid[k // ncols, k % ncols]), e)
     if not rows:
         fig.text(0.5, 0.5, "no row has a single number from the paper", ha="center", va="center")
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
     return len(rows)
 
 
@@ -525,13 +540,14 @@ def render(
             "",
             f"## {lecture_title(lecture)}",
             "",
+            f"````{{container}} {TABLE_CLASS}",
             "| # | result | paper | ours | trivial baselines | verdict |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for i, e in enumerate(rows, 1):
             cells = [str(i), e["description"], fmt_paper(e), fmt_ours(e), fmt_baseline(e), verdict(e)]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        lines += ["", "Notes, by row:", ""]
+        lines += ["````", "", "Notes, by row:", ""]
         lines += [f"{i}. {_row_notes(e)}" for i, e in enumerate(rows, 1)]
     if timings:
         lines += ["", "## Time per lecture", "", "| lecture | wall time (s) |", "| --- | --- |"]

@@ -240,6 +240,12 @@ def _lecture_entries():
 def test_render_groups_rows_by_lecture_with_notes_under_each_table(monkeypatch):
     monkeypatch.delenv("GENCOURSE_RESULTS", raising=False)
     page = render(_lecture_entries(), "cpu", "m", "d", figure="scoreboard.png")
+    # short cell lines are kept whole, longer ones keep their value with the word before it
+    assert "no\u00a0skips:\u00a026.8" in page and "TV denoising:\u00a026.5" in page
+    assert "0.58\u00a0±\u00a00.02" in page
+    page = page.replace("\u00a0", " ")
+    # each lecture's table sits in a container that the book's stylesheet styles
+    assert page.count("````{container} scoreboard-table\n| # |") == 2
     dip, ct, timing = (
         page.index(h) for h in ("## Lecture 6: deep image prior", "## Lecture 8:", "## Time per")
     )
@@ -258,7 +264,7 @@ def test_render_groups_rows_by_lecture_with_notes_under_each_table(monkeypatch):
         "| 1 | CT PSNR | – | skips: 33.8<br>no skips: 26.8 | low-dose FBP: 26.1 | no paper number |"
         in section
     )
-    assert "| 2 | Dice | 0.6 | 0.58\u00a0±\u00a00.02 | all background: 0 | not reproduced |" in section
+    assert "| 2 | Dice | 0.6 | 0.58 ± 0.02 | all background: 0 | not reproduced |" in section
     notes = section[section.index("Notes, by row:") :]
     assert "1. `restoration/ct`; unit: dB; 3 seeds (0, 1, 2); wall time 12 s" in notes
     assert "the paper's comparison, Dice loss above cross-entropy: held in our numbers" in notes
