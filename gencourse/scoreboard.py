@@ -11,9 +11,13 @@ and does nothing else when that variable is unset (so notebooks run unchanged ev
 each lecture's last cell calls ``record_timing``. The book build and the test run set the
 variable (``_build/results-cpu``, ``_build/results-ci``), so the numbers come from the very
 runs that build the book. ``python -m gencourse.scoreboard --budget cpu`` then writes
-``book/scoreboard.md`` (a page of the book) and ``book/scoreboard.json``: for each result the
-paper's number, ours, the budget, the seeds and the wall time, with the date and machine they
-came from; ``--run`` executes the lectures first; ``--timing DIR ...`` writes the timing report.
+``book/scoreboard.md`` (a page of the book, one short table per lecture), its figure
+``book/scoreboard.png`` (ours against the paper's number, with the trivial baselines) and
+``book/scoreboard.json``: for each result the paper's number, ours, the trivial baselines, the
+verdict, the budget, the seeds and the wall time, with the date and machine they came from;
+``--run`` executes the lectures first; ``--check`` fails when a result has no trivial baseline,
+no direction or a verdict other than the rule's (:func:`check`); ``--timing DIR ...`` writes the
+timing report.
 """
 
 from __future__ import annotations
@@ -90,7 +94,9 @@ def record(
     """
     if not _NAME.match(name):
         raise ValueError(f"result name {name!r} must look like 'topic/what' (lower case, digits, _)")
-    numeric = isinstance(_clean(paper), int | float) or bool(baseline)
+    if isinstance(paper, list | tuple) and paper_range(_clean(paper)) is None:
+        raise ValueError(f"{name}: a paper range is [lo, hi] with lo <= hi, not {paper!r}")
+    numeric = _number(_clean(paper)) is not None or paper_range(_clean(paper)) is not None or bool(baseline)
     if numeric and higher_is_better is None and not name.startswith("timing/"):
         raise ValueError(
             f"{name}: say whether higher is better (higher_is_better=) for a paper or baseline number"
@@ -132,7 +138,8 @@ VERDICT_RULE = (
     "reproduced*: the number cannot be read as the paper's (the row says why, for example too "
     "few high-quality samples), or neither test below passes. *Reproduced*: our mean lies "
     "within two of the paper's stated ± of the paper's mean (within 10 % of it where the paper "
-    "states no ±). *Ordering held*: our protocol differs from the paper's, and the comparison "
+    "states no ±; inside the range, ends included, where the paper gives its number as a range "
+    "lo–hi). *Ordering held*: our protocol differs from the paper's, and the comparison "
     "the paper makes (stated in the row) holds in our numbers. *No paper number*: the paper "
     "reports no such number; the baseline column then carries the evidence."
 )
@@ -146,6 +153,15 @@ def _number(value: Any) -> float | None:
         return float(value)
     if isinstance(value, str) and value in ("inf", "-inf"):
         return float(value)
+    return None
+
+
+def paper_range(value: Any) -> tuple[float, float] | None:
+    """``(lo, hi)`` where the paper's number is a range given as ``[lo, hi]`` (``lo <= hi``), else None."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        lo, hi = _number(value[0]), _number(value[1])
+        if lo is not None and hi is not None and lo <= hi:
+            return lo, hi
     return None
 
 
@@ -181,6 +197,9 @@ def verdict(entry: dict[str, Any]) -> str:
     if entry.get("invalid_reason"):
         return "not reproduced"
     ours, paper = _number(entry["ours"]), _number(entry.get("paper"))
+    span = paper_range(entry.get("paper"))
+    if ours is not None and span is not None and span[0] <= ours <= span[1]:
+        return "reproduced"
     if ours is not None and paper is not None:
         spread = _number(entry.get("paper_spread"))
         tolerance = 2 * spread if spread is not None else RELATIVE_TOLERANCE * abs(paper)
@@ -236,32 +255,300 @@ def record_timing(lecture: str, seconds: float) -> dict[str, Any]:
     return record(f"timing/{lecture}", seconds, lecture=lecture, description="lecture wall time", unit="s")
 
 
-def render(entries: list[dict[str, Any]], budget: str, machine: str, date: str) -> str:
-    """The scoreboard page in MyST markdown."""
+FIGURE_FILE = "scoreboard.png"  # written next to the page by write_scoreboard
+TABLE_CLASS = "scoreboard-table"  # the class of each lecture's table (styled by book/_css/scoreboard.css)
+VERDICTS = ("reproduced", "ordering held", "no paper number", "not reproduced", "below baseline")
+_VERDICT_COLOUR = {
+    "reproduced": "tab:green",
+    "ordering held": "tab:olive",
+    "no paper number": "tab:blue",
+    "not reproduced": "tab:orange",
+    "below baseline": "tab:red",
+}
+
+
+def _cell(text: str) -> str:
+    """``text`` made safe for one cell of a markdown table (``|`` escaped, one line)."""
+    return text.replace("|", r"\|").replace("\n", " ")
+
+
+NOWRAP = 14  # a table line of up to this many characters is kept whole (no-break spaces)
+
+
+def _line(text: str) -> str:
+    """One line of a table cell that the browser should not break: short lines are kept whole,
+    longer ones keep at least their last word (the value) with the word before it."""
+    if len(text) <= NOWRAP:
+        return text.replace(" ", "\u00a0")
+    head, _, tail = text.rpartition(" ")
+    return f"{head}\u00a0{tail}" if head else text
+
+
+def _fmt_cell(value: Any) -> str:
+    """A value for a table cell: a dict as one ``key: value`` per line (``<br>`` between)."""
+    if isinstance(value, dict):
+        return "<br>".join(
+            _line(
+                f"{k}: "
+                + (", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()) if isinstance(v, dict) else _fmt(v))
+            )
+            for k, v in value.items()
+        )
+    return _fmt(value)
+
+
+def fmt_paper(entry: dict[str, Any]) -> str:
+    """The paper's number as the page shows it: ``85–100`` for a range, ``23.8 ± 0.7`` with a ±."""
+    paper = entry.get("paper")
+    span = paper_range(paper)
+    if span is not None:
+        return f"{_fmt(span[0])}–{_fmt(span[1])}"
+    if _number(paper) is not None and entry.get("paper_spread") is not None:
+        return f"{_fmt(paper)}\u00a0±\u00a0{_fmt(entry['paper_spread'])}"
+    return _fmt_cell(paper)
+
+
+def fmt_ours(entry: dict[str, Any]) -> str:
+    """Our number, with ``± spread`` (the standard deviation over seeds) where recorded."""
+    text = _fmt_cell(entry["ours"])
+    return f"{text}\u00a0±\u00a0{_fmt(entry['spread'])}" if entry.get("spread") is not None else text
+
+
+def fmt_baseline(entry: dict[str, Any]) -> str:
+    """The trivial baselines, one per line; a baseline equal for every key of ``ours`` shows once."""
+    baseline = entry.get("baseline")
+    if not baseline:
+        return "**none recorded**"
+    parts = []
+    for name, value in baseline.items():
+        if isinstance(value, dict) and len({json.dumps(v) for v in value.values()}) == 1:
+            value = next(iter(value.values()))
+        parts.append(_line(f"{name}: {_fmt(value)}"))
+    return "<br>".join(parts)
+
+
+def _row_notes(entry: dict[str, Any]) -> str:
+    """The details of a row that do not fit its table: name, unit, seeds, time, note, claims."""
+    parts = [f"`{entry['name']}`"]
+    if entry.get("unit"):
+        parts.append(f"unit: {entry['unit']}")
+    seeds = entry.get("seeds")
+    if seeds:
+        parts.append(f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({_fmt(seeds)})")
+    if entry.get("wall_time_s") is not None:
+        parts.append(f"wall time {_fmt(entry['wall_time_s'])} s")
+    if entry.get("higher_is_better") is not None:
+        parts.append("higher is better" if entry["higher_is_better"] else "lower is better")
+    if entry.get("ordering") is not None:
+        held = "held" if entry["ordering"] else "did not hold"
+        parts.append(f"the paper's comparison, {entry.get('ordering_claim', '')!s}: {held} in our numbers")
+    if entry.get("invalid_reason"):
+        parts.append(f"not readable as the paper's number: {entry['invalid_reason']}")
+    if entry.get("note"):
+        parts.append(str(entry["note"]))
+    return "; ".join(parts)
+
+
+def lecture_title(lecture: str) -> str:
+    """``"06_deep_image_prior"`` → ``"Lecture 6: deep image prior"`` (other names unchanged)."""
+    match = re.match(r"^(\d+)_(.+)$", lecture)
+    return f"Lecture {int(match.group(1))}: {match.group(2).replace('_', ' ')}" if match else lecture
+
+
+def figure_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the figure shows: our number a single finite number, the paper's a number or a range."""
+    rows = []
+    for e in results:
+        ours = _number(e["ours"])
+        paper_numeric = _number(e.get("paper")) is not None or paper_range(e.get("paper")) is not None
+        if ours is not None and math.isfinite(ours) and paper_numeric:
+            rows.append(e)
+    return rows
+
+
+def _tolerance(entry: dict[str, Any]) -> tuple[float, float]:
+    """The interval in which our number counts as reproducing the paper's (by :data:`VERDICT_RULE`)."""
+    span = paper_range(entry.get("paper"))
+    if span is not None:
+        return span
+    paper = _number(entry["paper"])
+    spread = _number(entry.get("paper_spread"))
+    half = 2 * spread if spread is not None else RELATIVE_TOLERANCE * abs(paper)
+    return paper - half, paper + half
+
+
+def _baseline_points(entry: dict[str, Any]) -> list[tuple[str, float]]:
+    """The finite numeric baselines of a row with a single number, as ``(name, value)``."""
+    points = []
+    for name, value in (entry.get("baseline") or {}).items():
+        number = _number(value)
+        if number is not None and math.isfinite(number):
+            points.append((str(name), number))
+    return points
+
+
+def _panel(ax: Any, entry: dict[str, Any]) -> None:
+    """One row of the figure: the paper's number (its ± or range as a bar, the band where ours
+    counts as reproduced shaded), ours with ± its spread over seeds, and the trivial baselines."""
+    colour = _VERDICT_COLOUR.get(verdict(entry), "black")
+    lo, hi = _tolerance(entry)
+    ax.axvspan(lo, hi, color="tab:green", alpha=0.12, lw=0)
+    span = paper_range(entry["paper"])
+    if span is not None:
+        ax.plot(span, [0, 0], color="black", lw=4, solid_capstyle="butt")
+    else:
+        spread = _number(entry.get("paper_spread"))
+        ax.errorbar([_number(entry["paper"])], [0], xerr=spread, fmt="s", color="black", capsize=3)
+    ax.errorbar(
+        [_number(entry["ours"])], [1], xerr=_number(entry.get("spread")), fmt="o", color=colour, capsize=3
+    )
+    baselines = _baseline_points(entry)
+    for i, (_, value) in enumerate(baselines):
+        ax.plot([value], [2 + i], "x", color="dimgrey", ms=7, mew=2)
+    labels = ["paper", "ours"] + [name if len(name) <= 18 else name[:17] + "…" for name, _ in baselines]
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.margins(x=0.15)
+    ax.set_xlabel(entry.get("unit") or "", fontsize=8, labelpad=1)
+    number = re.match(r"^(\d+)_", entry["lecture"])
+    where = f"L{int(number.group(1))} · " if number else ""
+    ax.set_title(f"{where}{entry['name']}\n{verdict(entry)}", fontsize=8.5, color=colour, loc="left")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def plot_scoreboard(results: list[dict[str, Any]], path: Path, ncols: int = 2) -> int:
+    """Draw the scoreboard's figure into ``path`` (one panel per row of :func:`figure_rows`, each on
+    its own scale, every lecture starting a new line of panels); returns the number of panels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = figure_rows(results)
+    slots: list[dict[str, Any] | None] = []
+    lecture = None
+    for e in rows:
+        if lecture is not None and e["lecture"] != lecture:
+            slots += [None] * (-len(slots) % ncols)
+        slots.append(e)
+        lecture = e["lecture"]
+    nrows = max(1, math.ceil(len(slots) / ncols))
+    heights = [
+        max(2, *(2 + len(_baseline_points(e)) for e in slots[r * ncols : (r + 1) * ncols] if e))
+        if any(slots[r * ncols : (r + 1) * ncols])
+        else 2
+        for r in range(nrows)
+    ]
+    fig = Figure(figsize=(7.2, sum(0.3 * h + 1.0 for h in heights)))
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(nrows, ncols, height_ratios=[0.3 * h + 1.0 for h in heights])
+    for k, e in enumerate(slots):
+        if e is not None:
+            _panel(fig.add_subplot(grid[k // ncols, k % ncols]), e)
+    if not rows:
+        fig.text(0.5, 0.5, "no row has a single number from the paper", ha="center", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    return len(rows)
+
+
+def check(entries: list[dict[str, Any]]) -> list[str]:
+    """Problems that make a recorded result (not a timing) unreadable as evidence, one line per
+    problem naming the row: no trivial baseline with a number in it, no ``higher_is_better``
+    where the rule needs it, or a recorded verdict that differs from :func:`verdict` recomputed."""
+    problems = []
+    for e in _split(entries)[0]:
+        row = f"{e['name']} ({e['lecture']})"
+        if not e.get("baseline") or not _has_number(e["baseline"]):
+            problems.append(f"{row}: no trivial baseline (record(..., baseline={{name: value}}))")
+        numeric = _number(e.get("paper")) is not None or paper_range(e.get("paper")) is not None
+        if e.get("higher_is_better") is None and (numeric or e.get("baseline")):
+            problems.append(f"{row}: no higher_is_better")
+        if e.get("verdict") != verdict(e):
+            problems.append(
+                f"{row}: recorded verdict {e.get('verdict')!r} differs from the rule's {verdict(e)!r}"
+            )
+    return problems
+
+
+def _has_number(value: Any) -> bool:
+    """Whether ``value`` (a number, or a dict or list of them, at any depth) holds a number."""
+    if isinstance(value, dict):
+        return any(_has_number(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_number(v) for v in value)
+    return _number(value) is not None
+
+
+def _rule_as_list(rule: str) -> str:
+    """:data:`VERDICT_RULE` with one bullet per verdict (each starts a sentence with ``*Name*``)."""
+    head, *items = re.split(r"(?<=\.) (?=\*)", rule)
+    return "\n".join([head, ""] + [f"- {item}" for item in items])
+
+
+def render(
+    entries: list[dict[str, Any]], budget: str, machine: str, date: str, figure: str | None = None
+) -> str:
+    """The scoreboard page in MyST markdown: the verdict rule and the count of rows per verdict,
+    the figure (``figure``, a file next to the page, if given), then one short table per lecture
+    (result | paper | ours | trivial baselines | verdict) with the remaining details of its rows as
+    a numbered list under it, and the time per lecture."""
     results, timings = _split(entries)
+    verdicts = [verdict(e) for e in results]
     lines = [
         "# Reproduction scoreboard",
         "",
-        "The course's headline results next to the papers' numbers. Every number below was",
-        "recorded by the lecture that computes it (`gencourse.scoreboard.record`) while the book",
-        f"was built (`make book`, budget `{budget}`); `make scoreboard` refreshes this page.",
-        "",
-        f"- budget: `{budget}`",
-        f"- date: {date}",
-        f"- machine: {machine}",
+        "The course's headline results next to the papers' numbers and next to trivial baselines",
+        "on the same metric. Every number below was recorded by the lecture that computes it",
+        "(`gencourse.scoreboard.record`) while the book was built (`make book`, budget",
+        f"`{budget}`); `make scoreboard` refreshes this page. Budget `{budget}`; {date}; {machine}.",
         "",
         "Where our protocol departs from the paper's (to fit a CPU), the lecture says how and",
         "measures the effect; a difference from the paper's number is reported, not hidden.",
         "",
-        "| lecture | result | paper | ours | unit | seeds | wall time (s) | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "## Verdicts",
+        "",
+        "Each row's verdict is computed from its numbers (`gencourse.scoreboard.verdict`). "
+        + _rule_as_list(VERDICT_RULE),
+        "",
+        "| verdict | rows |",
+        "| --- | --- |",
     ]
+    lines += [f"| {v} | {verdicts.count(v)} |" for v in VERDICTS if v in verdicts]
+    lines += [f"| {v} | {verdicts.count(v)} |" for v in sorted(set(verdicts) - set(VERDICTS))]
+    lines.append(f"| **all** | {len(results)} |")
+    if figure:
+        shown = len(figure_rows(results))
+        lines += [
+            "",
+            f"```{{figure}} {figure}",
+            ":name: scoreboard-figure",
+            ":width: 100%",
+            "",
+            f"Ours against the paper's number, for the {shown} of {len(results)} rows whose paper gives a",
+            "single number or a range and whose result is a single number (the other rows are left",
+            "out: their numbers are in the tables). Each panel has its own scale. Black: the paper's",
+            "number with its stated ± (a bar for a range); shaded: where ours counts as reproduced;",
+            "circle: ours ± its standard deviation over seeds, coloured by the verdict; grey crosses:",
+            "the trivial baselines.",
+            "```",
+        ]
+    by_lecture: dict[str, list[dict[str, Any]]] = {}
     for e in results:
-        seeds = "–" if not e.get("seeds") else f"{len(e['seeds'])} ({_fmt(e['seeds'])})"
-        lines.append(
-            f"| {e['lecture']} | {e['description']} | {_fmt(e['paper'])} | {_fmt(e['ours'])} | "
-            f"{e['unit']} | {seeds} | {_fmt(e.get('wall_time_s'))} | {e.get('note', '')} |"
-        )
+        by_lecture.setdefault(e["lecture"], []).append(e)
+    for lecture, rows in by_lecture.items():
+        lines += [
+            "",
+            f"## {lecture_title(lecture)}",
+            "",
+            f"````{{container}} {TABLE_CLASS}",
+            "| # | result | paper | ours | trivial baselines | verdict |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for i, e in enumerate(rows, 1):
+            cells = [str(i), e["description"], fmt_paper(e), fmt_ours(e), fmt_baseline(e), verdict(e)]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines += ["````", "", "Notes, by row:", ""]
+        lines += [f"{i}. {_row_notes(e)}" for i, e in enumerate(rows, 1)]
     if timings:
         lines += ["", "## Time per lecture", "", "| lecture | wall time (s) |", "| --- | --- |"]
         lines += [f"| {k} | {v:.0f} |" for k, v in sorted(timings.items())]
@@ -358,16 +645,17 @@ def run_lecture(notebook: Path, budget: str, results: Path, timeout: int) -> flo
 
 
 def write_scoreboard(results_dir: Path, out: Path, budget: str) -> int:
-    """Render ``out/scoreboard.md`` and ``out/scoreboard.json`` from the recorded results;
-    returns the number of results."""
+    """Render ``out/scoreboard.md``, its figure ``out/scoreboard.png`` (:func:`plot_scoreboard`) and
+    ``out/scoreboard.json`` from the recorded results; returns the number of results."""
     entries = [e for e in collect(results_dir) if e["budget"] == budget]
     if not entries:
         raise RuntimeError(f"no results recorded at budget {budget!r} under {results_dir}")
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_description()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scoreboard.md").write_text(render(entries, budget, machine, date))
     results, timings = _split(entries)
+    plot_scoreboard(results, out / FIGURE_FILE)
+    (out / "scoreboard.md").write_text(render(entries, budget, machine, date, figure=FIGURE_FILE))
     payload = {"budget": budget, "date": date, "machine": machine, "timings_s": timings, "results": results}
     (out / "scoreboard.json").write_text(json.dumps(_clean(payload), indent=1, ensure_ascii=False) + "\n")
     return len(results)
@@ -398,6 +686,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reference",
         action="store_true",
         help="time the reference workload into the results folder and stop",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="fail if a result lacks a trivial baseline or higher_is_better, or its verdict is not the rule's",
     )
     args = parser.parse_args(argv)
     results = args.results or Path("_build") / f"results-{args.budget}"
@@ -434,6 +727,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     n = write_scoreboard(results, args.out, args.budget)
     print(f"wrote {args.out / 'scoreboard.md'} with {n} results")
+    if args.check:
+        problems = check([e for e in collect(results) if e["budget"] == args.budget])
+        if problems:
+            print(f"scoreboard check failed ({len(problems)} problems):", file=sys.stderr)
+            print("\n".join(f"  {p}" for p in problems), file=sys.stderr)
+            return 1
+        print("scoreboard check passed: every result has a trivial baseline and the rule's verdict")
     return 0
 
 

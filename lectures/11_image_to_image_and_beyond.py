@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -256,14 +256,24 @@ if LEVEL != "ci":  # needs trained models
     assert m["L1 only"]["grey fraction (hidden half)"] > m["L1 + cGAN"]["grey fraction (hidden half)"]
     assert m["cGAN only"]["L1 (hidden half)"] > m["L1 only"]["L1 (hidden half)"]
     assert m["L1 + cGAN"]["judge accuracy"] > m["top half only"]["judge accuracy"]
+# scoreboard: the pixel error of the two variants with an L1 term beside the trivial completion
+# (the bottom half left blank), and the comparison the paper makes on sharpness (grey fraction)
+p2p_l1 = {k: v["L1 (hidden half)"] for k, v in p2p_metrics.items()}
+p2p_grey = {k: v["grey fraction (hidden half)"] for k, v in p2p_metrics.items()}
 record(
-    "pix2pix/grey_fraction",
-    {k: round(v["grey fraction (hidden half)"], 4) for k, v in p2p_metrics.items()},
+    "pix2pix/completion_l1",
+    {k: p2p_l1[k] for k in ("L1 only", "L1 + cGAN")},
+    baseline={"bottom half left blank": {k: p2p_l1["top half only"] for k in ("L1 only", "L1 + cGAN")}},
+    higher_is_better=False,
+    ordering=bool(p2p_grey["L1 + cGAN"] < p2p_grey["L1 only"]),
+    ordering_claim="the cGAN term makes completions less grey (grey fraction of L1 + cGAN below L1 only)",
     lecture="11_image_to_image_and_beyond",
-    description="MNIST bottom-half completion: fraction of grey pixels (blur proxy) in the completed half",
+    unit="mean |error| on the hidden half",
+    description="MNIST bottom-half completion: pixel error of the completed half, L1 only and L1 + cGAN",
     seeds=[0],
     wall_time_s=t_p2p,
-    note="L1 error: " + ", ".join(f"{k} {v['L1 (hidden half)']:.3f}" for k, v in p2p_metrics.items()),
+    note=f"cGAN only: error {p2p_l1['cGAN only']:.3f}; grey fraction (blur proxy): "
+    + ", ".join(f"{k} {v:.3f}" for k, v in p2p_grey.items()),
 )
 
 # %% [markdown]
@@ -357,10 +367,19 @@ if LEVEL != "ci":  # needs trained models
         cyc_metrics[10.0]["error to truth |G(a) − dilate(a)|"]
         < cyc_metrics[0.0]["error to truth |G(a) − dilate(a)|"]
     )
+# the trivial translation on the same metric: the identity, G(a) = a
+identity_error = float((x_eval - dilate(x_eval)).abs().mean())
+print(f"identity G(a) = a: error to truth {identity_error:.3f}")
+cyc_error = {f"lambda_{lam:g}": m["error to truth |G(a) − dilate(a)|"] for lam, m in cyc_metrics.items()}
 record(
     "cyclegan/error_to_truth",
-    {f"lambda_{lam:g}": round(m["error to truth |G(a) − dilate(a)|"], 4) for lam, m in cyc_metrics.items()},
+    cyc_error,
+    baseline={"identity G(a) = a": {k: identity_error for k in cyc_error}},
+    higher_is_better=False,
+    ordering=bool(cyc_error["lambda_10"] < cyc_error["lambda_0"]),
+    ordering_claim="the cycle loss brings G(a) closer to the true translation (λ = 10 below λ = 0)",
     lecture="11_image_to_image_and_beyond",
+    unit="mean |G(a) − dilate(a)|",
     description="CycleGAN MNIST → bold MNIST (unpaired): mean |G(a) − dilate(a)| with and without the cycle loss",
     seeds=[0],
     wall_time_s=t_cyc,
@@ -428,13 +447,23 @@ plt.show()
 assert sr_metrics["L1 only"]["PSNR (dB)"] > sr_metrics["input (7×7 upsampled)"]["PSNR (dB)"] or LEVEL == "ci"
 if LEVEL != "ci":
     assert sr_metrics["L1 + adversarial"]["grey fraction"] < sr_metrics["L1 only"]["grey fraction"]
+sr_psnr = {k: sr_metrics[k]["PSNR (dB)"] for k in ("L1 only", "L1 + adversarial")}
+sr_grey = {k: v["grey fraction"] for k, v in sr_metrics.items()}
 record(
     "srgan/psnr_and_grey",
-    {k: {kk: round(vv, 4) for kk, vv in v.items() if math.isfinite(vv)} for k, v in sr_metrics.items()},
+    sr_psnr,
+    baseline={
+        "input (7×7 upsampled)": {k: sr_metrics["input (7×7 upsampled)"]["PSNR (dB)"] for k in sr_psnr}
+    },
+    higher_is_better=True,
+    ordering=bool(sr_grey["L1 + adversarial"] < sr_grey["L1 only"]),
+    ordering_claim="the adversarial term makes outputs less grey (grey fraction of L1 + adversarial below L1 only)",
     lecture="11_image_to_image_and_beyond",
-    description="4× MNIST super-resolution: PSNR and grey-pixel fraction, L1 versus L1 + adversarial",
+    unit="dB",
+    description="4× MNIST super-resolution: PSNR, L1 versus L1 + adversarial",
     seeds=[0],
     wall_time_s=t_sr,
+    note="grey fraction: " + ", ".join(f"{k} {v:.3f}" for k, v in sr_grey.items()),
 )
 
 # %% [markdown]
@@ -773,11 +802,15 @@ if LEVEL != "ci":
     assert dist["AmbientGAN"] < dist["GAN on noisy data"]
 record(
     "ambientgan/distance_to_circle",
-    {k.replace(" ", "_"): round(v, 4) for k, v in dist.items()},
+    dist["AmbientGAN"],
+    baseline={"noisy observations": dist["noisy data"], "GAN on noisy data": dist["GAN on noisy data"]},
+    higher_is_better=False,
     lecture="11_image_to_image_and_beyond",
-    description="2-D ring observed with N(0, 0.25²) noise: E| ‖x‖ − 1 | of generated points",
+    unit="E| ‖x‖ − 1 |",
+    description="2-D ring observed with N(0, 0.25²) noise: E| ‖x‖ − 1 | of AmbientGAN's points",
     seeds=[0],
     wall_time_s=t_amb,
+    note=f"clean data (the floor): {dist['clean data']:.3f}",
 )
 
 # %% [markdown]

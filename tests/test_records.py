@@ -1,0 +1,147 @@
+"""Every headline a lecture records stands beside a trivial baseline that the lecture computes.
+
+Reads each lecture source (``lectures/*.py``) with :mod:`ast` and checks every ``record(...)``
+call (not ``record_timing``): it must pass ``baseline=`` explicitly, and the baseline's
+expression must hold no numeric literal, so that the baseline is computed, not typed; nor a name,
+in the place of a value, that the module binds to a literal (``U = 22.3``). Where the whole
+expression is a name, the module's assignments to that name are read too. Three places where a
+number literal is allowed, since it does not type a result: inside a subscript (``x[..., 14:]``,
+``curve[-1]``), as a dict key, and as the number of digits of ``round(value, 4)``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+LECTURES = sorted((Path(__file__).resolve().parents[1] / "lectures").glob("[0-9][0-9]_*.py"))
+
+
+def _is_record(call: ast.Call) -> bool:
+    """``record(...)`` or ``<module>.record(...)`` (``record_timing`` is another name)."""
+    func = call.func
+    return (isinstance(func, ast.Name) and func.id == "record") or (
+        isinstance(func, ast.Attribute) and func.attr == "record"
+    )
+
+
+def _assignments(tree: ast.AST) -> dict[str, list[ast.expr]]:
+    """The values assigned to each plain name in the module (``a = ...``, ``a: T = ...``)."""
+    values: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    values.setdefault(target.id, []).append(node.value)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            values.setdefault(node.target.id, []).append(node.value)
+    return values
+
+
+def _is_number(node: ast.expr) -> bool:
+    """A numeric literal, ``2.5`` or ``-2.5`` (not ``True``)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        node = node.operand
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float | complex)
+        and not isinstance(node.value, bool)
+    )
+
+
+def _value_positions(expr: ast.expr) -> list[ast.expr]:
+    """The sub-expressions of ``expr`` that are the baseline's values: ``expr`` itself, or the
+    values of a dict (at any depth) or of a dict comprehension."""
+    if isinstance(expr, ast.Dict):
+        return [v for value in expr.values for v in _value_positions(value)]
+    if isinstance(expr, ast.DictComp):
+        return _value_positions(expr.value)
+    return [expr]
+
+
+def numeric_literals(expr: ast.expr, assigned: dict[str, list[ast.expr]], follow: bool = True) -> list[str]:
+    """The typed numbers in a baseline expression: numeric literals anywhere in ``expr`` except
+    inside subscripts and as ``round``'s number of digits, and names in a value position that the
+    module binds to a numeric literal. Where ``expr`` is a name (and ``follow``), the values the
+    module assigns to it are checked the same way."""
+    found: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Constant):
+            if _is_number(node):
+                found.append(repr(node.value))
+            return
+        if isinstance(node, ast.Subscript):
+            visit(node.value)  # the subscript itself may hold literals
+            return
+        if isinstance(node, ast.Dict):
+            for value in node.values:  # keys name the baselines, they are not results
+                visit(value)
+            return
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "round":
+            for arg in node.args[:1]:
+                visit(arg)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(expr)
+    for value in _value_positions(expr):
+        if isinstance(value, ast.Name) and any(_is_number(v) for v in assigned.get(value.id, [])):
+            found.append(f"{value.id} (bound to a literal)")
+    if follow and isinstance(expr, ast.Name):
+        for value in assigned.get(expr.id, []):
+            found += numeric_literals(value, assigned, follow=False)
+    return found
+
+
+def record_problems(source: str) -> list[str]:
+    """One line per ``record(...)`` call of ``source`` without a computed ``baseline=``."""
+    tree = ast.parse(source)
+    assigned = _assignments(tree)
+    problems = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _is_record(node)):
+            continue
+        name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+        where = f"line {node.lineno}, record({name!r})"
+        keyword = next((k for k in node.keywords if k.arg == "baseline"), None)
+        if keyword is None:
+            problems.append(f"{where}: no baseline= keyword")
+        elif isinstance(keyword.value, ast.Constant) and keyword.value.value is None:
+            problems.append(f"{where}: baseline=None")
+        else:
+            literals = numeric_literals(keyword.value, assigned)
+            if literals:
+                problems.append(f"{where}: the baseline holds typed numbers {', '.join(literals)}")
+    return problems
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=[p.stem for p in LECTURES])
+def test_every_record_call_has_a_computed_baseline(path):
+    problems = record_problems(path.read_text())
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
+def test_the_checker_flags_typed_and_missing_baselines():
+    assert LECTURES, "no lecture sources found"
+    ok = (
+        "noisy = x + 1\n"
+        "tv = denoise(noisy)\n"
+        "record('dip/a', 3.0, baseline={'noisy input': psnr(noisy[..., 14:], x[0]), 'tv': round(tv, 4)})\n"
+        "record_timing('06', 12.0)\n"
+    )
+    assert record_problems(ok) == []
+    assert record_problems("record('a/b', 1.0)") == ["line 1, record('a/b'): no baseline= keyword"]
+    assert record_problems("record('a/b', 1.0, baseline=None)") == ["line 1, record('a/b'): baseline=None"]
+    assert "typed numbers 0.5" in record_problems("record('a/b', 1.0, baseline={'u': 0.5})")[0]
+    assert (
+        "typed numbers 22.3" in record_problems("scoreboard.record('a/b', 1.0, baseline={'u': f(22.3)})")[0]
+    )
+    # through a name assigned in the module, and through **kwargs (not visible: missing)
+    assert "typed numbers 2" in record_problems("b = {'u': 2}\nrecord('a/b', 1.0, baseline=b)")[0]
+    assert record_problems("record('a/b', 1.0, baseline={'u': {0: v[-1]}})") == []  # keys, subscripts
+    assert "U (bound to a literal)" in record_problems("U = -2.5\nrecord('a/b', 1.0, baseline={'u': U})")[0]
+    assert "no baseline=" in record_problems("kw = dict(baseline={'u': x})\nrecord('a/b', 1.0, **kw)")[0]
