@@ -730,7 +730,7 @@ _ = widgets.interact(
 # $\mu = P^m$, $\nu = Q^m$:
 #
 # $$
-# d_{TV}\big((KP)^m, (KQ)^m\big) \le d_{TV}(P^m, Q^m). \tag{$\ast$}
+# d_{TV}\big((KP)^m, (KQ)^m\big) \le d_{TV}(P^m, Q^m). \qquad (\ast)
 # $$
 #
 # **The extremal pairs.** For $a \in [\tau, 1]$, let $(E_a, F_a)$ be the pair whose lower edge is
