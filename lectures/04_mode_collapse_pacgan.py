@@ -250,13 +250,28 @@ for name in ("ring", "grid"):
 # ## 2. The packing idea
 #
 # Look at the grid snapshots above through the discriminator's eyes. A discriminator that sees
-# **one** sample at a time can only ask "does this point look like a data point?". A generator
-# that puts all its mass on 15 of the 25 modes, each sample sharp and well placed, passes that
-# test sample by sample: nothing in a single point reveals that other modes are missing.
-# Diversity is a property of *several* samples. If the discriminator sees $m$ samples at once,
-# all real or all generated, a collapsed generator shows itself: among $m$ points from a
-# generator that covers only 60 % of the modes, the chance that all of them fall on covered modes
-# is $0.6^m$ for real data but $1$ for the generator.
+# **one** sample at a time can only ask "how likely is this point under the data, compared with
+# under the generator?". That question does see collapse. Take the 25 modes as 25 atoms with
+# $p = 1/25$ each, and a generator that puts all its mass evenly on 15 of them, $q = 1/15$ there
+# and $0$ on the other 10. Lecture 2's optimal discriminator $D^*(x) = p(x) / (p(x) + q(x))$ is
+#
+# $$
+# D^*(x) = \frac{1/25}{1/25 + 1/15} = \frac{15}{40} = 0.375 \ \text{on a covered mode},
+# \qquad D^*(x) = \frac{1/25}{1/25 + 0} = 1 \ \text{on a missing mode},
+# $$
+#
+# not the $\tfrac12$ of a perfect generator, and the two distributions are far apart:
+# $d_{TV}(P, Q) = \tfrac12\big(15\,|\tfrac1{25} - \tfrac1{15}| + 10 \cdot \tfrac1{25}\big) = 0.4 > 0$
+# (section 3 defines $d_{TV}$). So a one-sample discriminator *does* penalise this collapse. What it
+# cannot do is tell collapse apart from mass that is merely misplaced: a generator that covers
+# every mode, giving 5 of them $0.12$ each and the other 20 $0.02$ each, is at the same distance
+# $d_{TV} = \tfrac12\big(5 \cdot 0.08 + 20 \cdot 0.02\big) = 0.4$, and a one-sample game whose optimum is
+# $d_{TV}$ scores the two generators the same. Diversity is a property of *several* samples. If
+# the discriminator sees $m$ samples at once, all real or all generated, the collapsed generator
+# stands out: the chance that $m$ points all fall on the 15 covered modes is $0.6^m$ for real
+# data but $1$ for the collapsed generator, and the distance between packs grows to
+# $1 - 0.6^m$ for it ($0.64$ at $m = 2$), against $0.48$ for the spread-out one (checked below;
+# section 3 explains why).
 #
 # PacGAN {cite}`lin2018pacgan` does exactly this, and nothing else: the discriminator's input
 # layer takes $m$ samples concatenated, $D(x_1, \dots, x_m)$, and is trained to say "real" on
@@ -275,6 +290,20 @@ assert pack(images, 2).shape == (4, 6, 28, 28)
 assert torch.equal(pack(images, 2)[1], torch.cat([images[2], images[3]]))  # pack 1 = samples 2, 3
 d2 = Packed(MaxoutDiscriminator(in_dim=2 * 2, hidden=16), m=2)  # any discriminator for m·d inputs
 assert d2(torch.randn(10, 2)).shape == (5,)  # ten points → five packs → five scores
+
+# the 25-mode example: a one-sample discriminator sees collapse, but not collapse *as such*
+p_grid = np.full(25, 1 / 25)  # the data: 25 equally likely modes
+q_collapsed = np.r_[np.full(15, 1 / 15), np.zeros(10)]  # all mass on 15 modes
+q_misplaced = np.r_[np.full(5, 0.12), np.full(20, 0.02)]  # every mode covered, wrong weights
+d_star = p_grid / (p_grid + q_collapsed)  # lecture 2's optimal one-sample discriminator
+print(f"D* on covered modes {d_star[0]:.3f}, on missing modes {d_star[-1]:.3f}")
+assert np.allclose(d_star[:15], 0.375) and np.allclose(d_star[15:], 1.0)
+for m in (1, 2, 3):
+    tv_c, tv_m = tv_product(p_grid, q_collapsed, m), tv_product(p_grid, q_misplaced, m)
+    print(f"m = {m}: d_TV(Pᵐ, Qᵐ) collapsed {tv_c:.3f}, misplaced {tv_m:.3f}")
+    assert math.isclose(tv_c, 1 - 0.6**m, abs_tol=1e-9)  # 0.4 at m = 1: the collapse is penalised
+    assert math.isclose(tv_m, 0.4, abs_tol=1e-9) if m == 1 else tv_m < tv_c - 0.1
+assert math.isclose(tv_product(p_grid, q_misplaced, 2), 0.48, abs_tol=1e-9)
 
 # %% [markdown]
 # Why should that help the *generator*? Because the discriminator, at its optimum, measures a
@@ -326,6 +355,19 @@ assert d2(torch.randn(10, 2)).shape == (5,)  # ten points → five packs → fiv
 # \quad (\text{if } Q \ll P).
 # $$
 #
+# The second form needs the condition $Q \ll P$ ("$Q$ is absolutely continuous with respect to
+# $P$": $q(x) = 0$ wherever $p(x) = 0$). The expectation only visits points with $p(x) > 0$, where
+# $p(x)\,|1 - q(x)/p(x)| = |p(x) - q(x)|$; so in general
+#
+# $$
+# \mathbb E_{x \sim P}\Big|1 - \frac{q(x)}{p(x)}\Big| = \sum_{x:\, p(x) > 0} |p(x) - q(x)|
+# = 2\, d_{TV}(P, Q) - Q(\{x : p(x) = 0\}),
+# $$
+#
+# which misses exactly the generator's mass off the data. A generator that copies $P = (\tfrac12,
+# \tfrac12, 0)$ on its first two points but puts $0.2$ on the third, $Q = (0.4, 0.4, 0.2)$, has
+# $d_{TV} = 0.2$ but $\mathbb E_P|1 - Q/P| = 0.2$, not $0.4$ (checked below).
+#
 # The generator of this idealised game therefore solves
 # $\min_Q \max_{|D|\le1} V(D, Q) = \min_Q 2\,d_{TV}(P, Q)$: it minimises the total variation. (With
 # $D$ restricted to $[0, 1]$ instead, the maximiser is the indicator of $S^*$ and the maximum is
@@ -335,9 +377,11 @@ assert d2(torch.randn(10, 2)).shape == (5,)  # ten points → five packs → fiv
 # ```{admonition} Erratum
 # :class: warning
 # Some slides write the optimum of this objective as $\min_Q \mathbb E_{x\sim P}\,|1 - Q(x)/P(x)|$
-# and call the inner expression $d_{TV}(P, Q)$. That expression equals $\sum_x |p(x) - q(x)|$,
-# which is **twice** the total variation: $d_{TV}(P, Q) = \tfrac12\,\mathbb E_P|1 - Q/P|$. The
-# slides' own example below has $d_{TV} = 0.2$, while $\mathbb E_P|1 - Q/P| = 0.4$ (checked below).
+# and call the inner expression $d_{TV}(P, Q)$. When $Q \ll P$, that expression equals
+# $\sum_x |p(x) - q(x)|$, which is **twice** the total variation: $d_{TV}(P, Q) =
+# \tfrac12\,\mathbb E_P|1 - Q/P|$. The slides' own example below ($Q_1 \ll P$) has $d_{TV} = 0.2$,
+# while $\mathbb E_P|1 - Q_1/P| = 0.4$ (checked below). Without $Q \ll P$ the expression is not
+# even $2\,d_{TV}$: it ignores the generator's mass where the data has none.
 # ```
 #
 # The check uses the lecture's running example (next section): $P = U[0, 1]$ and
@@ -374,6 +418,15 @@ assert math.isclose(v_indicator, tv1, abs_tol=1e-9)  # ... or d_TV when D ∈ [0
 assert abs(slides_expression - 0.4) < 0.003  # the slides' expression is 2 d_TV, not d_TV
 assert abs(0.5 * slides_expression - tv1) < 0.0015  # the factor ½ is needed
 
+# without Q ≪ P the identity E_P|1 − Q/P| = Σ|p − q| fails: Q puts 0.2 where P has no mass
+p_off, q_off = np.array([0.5, 0.5, 0.0]), np.array([0.4, 0.4, 0.2])
+on_p = p_off > 0
+expectation_p = float(np.sum(p_off[on_p] * np.abs(1 - q_off[on_p] / p_off[on_p])))  # E_P|1 − q/p|
+print(f"Q not ≪ P: E_P|1 − q/p| = {expectation_p:.2f}, Σ|p − q| = {np.abs(p_off - q_off).sum():.2f}")
+assert math.isclose(expectation_p, 0.2, abs_tol=1e-12) and math.isclose(tv_distance(p_off, q_off), 0.2)
+assert math.isclose(np.abs(p_off - q_off).sum(), 0.4) and expectation_p < np.abs(p_off - q_off).sum() - 0.1
+assert math.isclose(expectation_p, 2 * tv_distance(p_off, q_off) - q_off[~on_p].sum(), abs_tol=1e-12)
+
 # %% [markdown]
 # ### 3.2 Same distance, different collapse: the lecture example
 #
@@ -405,10 +458,14 @@ assert abs(0.5 * slides_expression - tv1) < 0.0015  # the factor ½ is needed
 # spread one. The cell computes the table for $m = 1, \dots, 4$ three ways, from the closed forms,
 # with `gencourse.divergences.tv_product` on the three cells (exact: the densities are constant
 # on cells, so the pack's cell counts are a sufficient statistic), and by brute force over all
-# $3^m$ cell sequences, and asserts the published values.
+# $3^m$ cell sequences. It asserts the published values, which are the rows $m = 1, 2$ (the slides
+# print $0.2, 0.2$ and $0.36, 0.24$), and the rows $m = 3, 4$ to three decimals; those two rows are
+# **computed** here from the closed forms, not taken from a publication (the slides print only
+# $m \le 2$).
 
 # %%
-PUBLISHED = {1: (0.20, 0.20), 2: (0.36, 0.24), 3: (0.488, 0.284), 4: (0.590, 0.339)}
+PUBLISHED = {1: (0.20, 0.20), 2: (0.36, 0.24)}  # printed by the slides
+COMPUTED = {3: (0.488, 0.284), 4: (0.590, 0.339)}  # our closed forms, rounded: not published
 
 
 def tv_q2_closed_form(m: int) -> float:
@@ -424,16 +481,17 @@ def tv_brute_force(p: np.ndarray, q: np.ndarray, m: int) -> float:
     )
 
 
-print(" m   d_TV(Pᵐ, Q1ᵐ)   d_TV(Pᵐ, Q2ᵐ)   ratio   paper")
-for m, (paper1, paper2) in PUBLISHED.items():
+print(" m   d_TV(Pᵐ, Q1ᵐ)   d_TV(Pᵐ, Q2ᵐ)   ratio   published")
+for m, (paper1, paper2) in {**PUBLISHED, **COMPUTED}.items():
     t1, t2 = tv_product(P_CELLS, Q1_CELLS, m), tv_product(P_CELLS, Q2_CELLS, m)
-    print(f" {m}   {t1:13.4f}   {t2:13.4f}   {t1 / t2:5.2f}   {paper1:.3f}, {paper2:.3f}")
+    shown = f"{paper1:.3f}, {paper2:.3f}" if m in PUBLISHED else "— (computed, not published)"
+    print(f" {m}   {t1:13.4f}   {t2:13.4f}   {t1 / t2:5.2f}   {shown}")
     assert math.isclose(t1, 1 - 0.8**m, abs_tol=1e-12) and math.isclose(
         t2, tv_q2_closed_form(m), abs_tol=1e-12
     )
     assert math.isclose(t1, tv_brute_force(P_CELLS, Q1_CELLS, m), abs_tol=1e-12)
     assert math.isclose(t2, tv_brute_force(P_CELLS, Q2_CELLS, m), abs_tol=1e-12)
-    assert round(t1, 3) == paper1 and round(t2, 3) == paper2  # the table, to three decimals
+    assert round(t1, 3) == paper1 and round(t2, 3) == paper2  # published (m ≤ 2) or computed rows, 3 decimals
     assert m == 1 or t1 > t2  # packing penalises the collapsed generator more
 
 # %% [markdown]
@@ -456,10 +514,39 @@ for m, (paper1, paper2) in PUBLISHED.items():
 # independently, each maximally: then $\Pr(X^m \ne Y^m) = 1 - \Pr(\text{all } m \text{ agree}) =
 # 1 - (1 - \tau)^m$, and $d_{TV}(P^m, Q^m) \le 1 - (1 - \tau)^m$.
 #
-# The collapsed $Q_1$ **attains the upper bound** ($1 - 0.8^m$ with $\tau = 0.2$): missing mass is
-# the worst case, and packing amplifies it as fast as possible. The cell checks both bounds on
-# random pairs of distributions on five points, for $m = 1, \dots, 4$, and draws both examples
-# against the bounds.
+# *When is the upper bound attained?* Write $S^* = \{p > q\}$ and $T^* = \{q > p\}$. For
+# $\tau > 0$ and $m \ge 2$,
+#
+# $$
+# d_{TV}(P^m, Q^m) = 1 - (1 - \tau)^m
+# \quad\Longleftrightarrow\quad
+# Q(S^*) = 0 \ \text{ or } \ P(T^*) = 0 :
+# $$
+#
+# the generator puts no mass at all where the data outweighs it (then $P(S^*) = \tau$: the
+# generator misses a region of probability $\tau$), or, the mirror image, the data has no mass
+# where the generator outweighs it (the generator puts mass $\tau$ off the data). *Proof.* The
+# packed distance is $1 - \sum_{x_{1:m}} \min\big(\prod_i p(x_i), \prod_i q(x_i)\big)$ (the
+# single-sample identity $d_{TV} = 1 - \sum \min(p, q)$ applied to packs), and termwise
+# $\min\big(\prod_i p(x_i), \prod_i q(x_i)\big) \ge \prod_i \min(p(x_i), q(x_i))$, whose sum over all
+# packs is $\big(\sum_x \min(p, q)\big)^m = (1 - \tau)^m$. So equality holds if and only if every
+# term is equal. If $Q(S^*) = 0$, then on packs with a point in $S^*$ both sides are $0$, and on
+# the other packs every point has $q \ge p$, so both sides are $\prod_i p(x_i)$: equal (likewise if
+# $P(T^*) = 0$). If instead some $x \in S^*$ has $q(x) > 0$ and some $y \in T^*$ has $p(y) > 0$, the
+# pack $(x, y, x, \dots, x)$ has $\prod \min = q(x)^{m-1} p(y)$, strictly below both
+# $\prod p = p(x)^{m-1} p(y)$ (as $q(x) < p(x)$, $p(y) > 0$) and $\prod q = q(x)^{m-1} q(y)$ (as
+# $p(y) < q(y)$, $q(x) > 0$): the inequality is strict. $\square$
+#
+# The collapsed $Q_1$ attains the upper bound ($1 - 0.8^m$ with $\tau = 0.2$) because it misses
+# $[0, 0.2)$ entirely: $Q_1(S^*) = 0$. A generator with $(\varepsilon, \delta)$-mode collapse
+# (section 3.4: a region of data probability $\ge \delta$ gets generator probability
+# $\le \varepsilon$) with $\varepsilon > 0$ need not attain it. $P = (\tfrac12, \tfrac12)$ and
+# $Q = (0.1, 0.9)$ have $\tau = 0.4$, and $Q$ gives the first point, of data probability $0.5$, only
+# $0.1$: a $(0.1, 0.5)$-mode collapse. Yet
+# $d_{TV}(P^2, Q^2) = \tfrac12\big(|0.25 - 0.01| + 2\,|0.25 - 0.09| + |0.25 - 0.81|\big) = 0.56
+# < 1 - 0.6^2 = 0.64$. The cell checks both bounds on random pairs of distributions on five
+# points, for $m = 1, \dots, 4$, the equality condition, and this example, and draws the lecture's
+# two examples against the bounds.
 
 # %%
 rng = np.random.default_rng(0)
@@ -471,6 +558,33 @@ for _ in range(200):
         assert tau - 1e-12 <= packed <= 1 - (1 - tau) ** m + 1e-12
 # the maximal coupling attains Pr(X ≠ Y) = 1 − Σ min(p, q) = τ
 assert math.isclose(1 - np.minimum(p_rand, q_rand).sum(), tv_distance(p_rand, q_rand), abs_tol=1e-12)
+
+
+def attains_ceiling(p: np.ndarray, q: np.ndarray, m: int) -> bool:
+    """Whether d_TV(pᵐ, qᵐ) = 1 − (1 − τ)ᵐ, to 1e-9."""
+    return math.isclose(tv_product(p, q, m), 1 - (1 - tv_distance(p, q)) ** m, abs_tol=1e-9)
+
+
+# equality ⟺ Q(S*) = 0 or P(T*) = 0, on random pairs with some atoms of p or q zeroed
+for _ in range(300):
+    p_rand, q_rand = rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(4))
+    p_rand, q_rand = p_rand * (rng.random(4) < 0.8), q_rand * (rng.random(4) < 0.6)
+    if p_rand.sum() == 0 or q_rand.sum() == 0:
+        continue
+    p_rand, q_rand = p_rand / p_rand.sum(), q_rand / q_rand.sum()
+    if tv_distance(p_rand, q_rand) < 1e-6:
+        continue
+    condition = q_rand[p_rand > q_rand].sum() == 0 or p_rand[q_rand > p_rand].sum() == 0
+    assert all(attains_ceiling(p_rand, q_rand, m) == condition for m in (2, 3))
+# (0.1, 0.5)-collapse without attaining the ceiling: 0.56 < 0.64
+p_half, q_tilted = np.array([0.5, 0.5]), np.array([0.1, 0.9])
+assert has_mode_collapse(p_half, q_tilted, 0.1, 0.5) and math.isclose(tv_distance(p_half, q_tilted), 0.4)
+assert math.isclose(tv_product(p_half, q_tilted, 2), 0.56, abs_tol=1e-12) and not attains_ceiling(
+    p_half, q_tilted, 2
+)
+print(
+    f"P = (½, ½), Q = (0.1, 0.9): d_TV(P², Q²) = {tv_product(p_half, q_tilted, 2):.2f} < 1 − 0.6² = {1 - 0.6**2:.2f}"
+)
 
 ms = np.arange(1, 11)
 tv_q1 = [tv_product(P_CELLS, Q1_CELLS, int(m)) for m in ms]
@@ -557,32 +671,280 @@ _ = widgets.interact(
 # $S$ take fractions of atoms, as for densities.)
 #
 # Total variation alone cannot tell collapse apart: $Q_1$ and $Q_2$ have the same $\tau$. The
-# paper's main result describes, for a given $\tau = d_{TV}(P, Q)$, the range of values
+# paper's main result (its section 3) describes, for a given $\tau$, the range of values
 # $d_{TV}(P^m, Q^m)$ can take over **all** pairs with $(\varepsilon, \delta)$-mode collapse, and
-# over all pairs without it. The key tool is that $d_{TV}(P^m, Q^m)$ depends on the pair only
-# through the region $\{(P(S), Q(S))\}$ of all events, and grows when that region grows
-# (Blackwell's ordering of experiments): a collapsed pair's region contains the point
-# $(\delta, \varepsilon)$, so its packed distance is at least that of the smallest convex region
-# through $(0, 0)$, $(\delta, \varepsilon)$, a point $(a, a - \tau)$ and $(1, 1)$; a pair without
-# collapse has a region that avoids $(\delta, \varepsilon)$, hence lies above a line through it.
-# `gencourse.pacgan.packing_bounds` computes both extremes numerically:
-# `collapsed_min` (the smallest packed distance of a collapsed pair) and `uncollapsed_max` (the
-# largest of a pair without collapse); the smallest packed distance over *all* pairs at
-# distance $\tau$ is attained by a two-point pair $p = (a, 1 - a)$, $q = (a - \tau, 1 - a + \tau)$,
-# minimised over $a$.
+# over all pairs without it. We first define the tool it uses, then state the result and prove
+# it.
 #
+# **The region of a pair.** As for densities, let an "event" take a fraction of an atom: a
+# *test* is a function $\varphi$ with values in $[0, 1]$ (an ordinary event $S$ is the test
+# $\mathbb 1_S$), and it has probabilities $P(\varphi) = \sum_x \varphi(x) p(x)$ and
+# $Q(\varphi) = \sum_x \varphi(x) q(x)$. The **region** of the pair is the set of points
+#
+# $$
+# \mathcal R(P, Q) = \{ (P(\varphi), Q(\varphi)) : \varphi \text{ a test} \} \subset [0, 1]^2 .
+# $$
+#
+# 1. It contains $(0, 0)$ ($\varphi = 0$) and $(1, 1)$ ($\varphi = 1$).
+# 2. It is convex: the test $\lambda \varphi + (1 - \lambda) \psi$ has the point
+#    $\lambda (P(\varphi), Q(\varphi)) + (1 - \lambda) (P(\psi), Q(\psi))$.
+# 3. It is symmetric about $(\tfrac12, \tfrac12)$: the test $1 - \varphi$ has the point
+#    $(1 - P(\varphi), 1 - Q(\varphi))$.
+# 4. Its lower edge $g(x) = \min \{ Q(\varphi) : P(\varphi) = x \}$ is obtained by spending the
+#    $P$-mass $x$ on the atoms of smallest ratio $q/p$ first (if a test used some of a
+#    higher-ratio atom while a lower-ratio atom had room, moving that $P$-mass to the lower-ratio
+#    atom would lower $Q(\varphi)$ and keep $P(\varphi)$). So $g$ is the polygon through the
+#    atoms sorted by increasing $q/p$, starting at $(0, 0)$: increasing and convex (its slopes
+#    are the sorted ratios), and if $Q$ puts mass where $P$ has none, the polygon ends with a
+#    vertical segment up to $(1, 1)$. For each $x$, the $Q$-masses of the tests with
+#    $P(\varphi) = x$ run from $g(x)$ up to $1 - g(1 - x)$ (item 3), and by item 2 they fill that
+#    interval: the region is everything between $g$ and its mirror image.
+#
+# Two facts can be read off the lower edge:
+#
+# * **The total variation is the largest vertical gap below the diagonal.** For any test,
+#   $P(\varphi) - Q(\varphi) = \sum_x \varphi(x)(p(x) - q(x)) \le \sum_{x \in S^*} (p(x) - q(x)) = \tau$,
+#   with equality for $\varphi = \mathbb 1_{S^*}$ ($S^* = \{p > q\}$, section 3.1). So
+#   $\tau = \max_x (x - g(x))$, attained at $a = P(S^*)$, where $g(a) = a - \tau$.
+# * **Collapse is a point in the region.** $(P, Q)$ has $(\varepsilon, \delta)$-mode collapse if and
+#   only if $(\delta, \varepsilon) \in \mathcal R(P, Q)$, if and only if $g(\delta) \le \varepsilon$.
+#   Indeed, if a test has $P(\varphi) = x \ge \delta$ and $Q(\varphi) = y \le \varepsilon$, the test
+#   $(\delta / x) \varphi$ has the point $(\delta, y \delta / x)$ with $y\delta/x \le \varepsilon$, so
+#   $g(\delta) \le \varepsilon$; and since the upper edge at $\delta$ is at least $\delta > \varepsilon$,
+#   the point $(\delta, \varepsilon)$ lies between the edges. The converse is the definition.
+#   (`gencourse.pacgan.lower_boundary` computes $g$, and `has_mode_collapse` tests $g(\delta) \le \varepsilon$.)
+#
+# In particular collapse at distance $\tau$ needs $\tau \ge \delta - g(\delta) \ge \delta - \varepsilon$.
+#
+# **Channels can only lose information.** A *channel* $K$ sends each point $x$ to a random
+# output with probabilities $K(x, j)$ ($K(x, j) \ge 0$, $\sum_j K(x, j) = 1$); it turns $P$ into
+# $KP(j) = \sum_x p(x) K(x, j)$ and $Q$ into $KQ$. Applied to each point of a pack separately and
+# independently, it turns $P^m$ into $(KP)^m$ and $Q^m$ into $(KQ)^m$. For any output event $B$
+# and any distributions $\mu, \nu$,
+#
+# $$
+# K\mu(B) - K\nu(B) = \sum_x K(x, B)\,\big(\mu(x) - \nu(x)\big) \le \sum_{x:\, \mu(x) > \nu(x)} \big(\mu(x) - \nu(x)\big) = d_{TV}(\mu, \nu),
+# $$
+#
+# because $0 \le K(x, B) \le 1$; so $d_{TV}(K\mu, K\nu) \le d_{TV}(\mu, \nu)$, and with
+# $\mu = P^m$, $\nu = Q^m$:
+#
+# $$
+# d_{TV}\big((KP)^m, (KQ)^m\big) \le d_{TV}(P^m, Q^m). \qquad (\ast)
+# $$
+#
+# **The extremal pairs.** For $a \in [\tau, 1]$, let $(E_a, F_a)$ be the pair whose lower edge is
+# the lower convex hull of the four points $(0, 0)$, $(\delta, \varepsilon)$, $(a, a - \tau)$ and
+# $(1, 1)$: one atom per segment of the hull, with $E_a$-mass the segment's width and
+# $F_a$-mass its height (`gencourse.pacgan.collapsed_extremal_pair`). When $(\delta, \varepsilon)$ is
+# a corner of the hull and $\delta \le a$, this is the three-point pair
+# $E_a = (\delta,\ a - \delta,\ 1 - a)$, $F_a = (\varepsilon,\ a - \tau - \varepsilon,\ 1 - a + \tau)$ (with
+# $\delta > a$ the first two corners swap); otherwise it is the two-point pair
+# $(a, 1 - a)$, $(a - \tau, 1 - a + \tau)$. Its region contains $(\delta, \varepsilon)$, and its largest
+# gap below the diagonal is $\tau$ (the gaps at the corners are $0$, $\delta - \varepsilon \le \tau$,
+# $\tau$ and $0$): $(E_a, F_a)$ has $(\varepsilon, \delta)$-mode collapse and total variation $\tau$.
+#
+# ```{admonition} Theorem (packing and mode collapse, after Lin, Khetan, Fanti and Oh, section 3)
+# Let $0 \le \varepsilon < \delta \le 1$, $m \ge 1$ and $0 < \tau \le 1$. Pairs $(P, Q)$ with
+# $(\varepsilon, \delta)$-mode collapse and $d_{TV}(P, Q) = \tau$ exist only if $\tau \ge \delta - \varepsilon$,
+# and over all of them
+#
+# $$
+# L(\varepsilon, \delta, \tau, m) := \min_{a \in [\tau, 1]} d_{TV}(E_a^m, F_a^m)
+# \;\le\; d_{TV}(P^m, Q^m) \;\le\; 1 - (1 - \tau)^m ,
+# $$
+#
+# and both bounds are attained. Over all pairs **without** $(\varepsilon, \delta)$-mode collapse and
+# with $d_{TV}(P, Q) = \tau$, $\tau \le d_{TV}(P^m, Q^m) \le 1 - (1 - \tau)^m$, and when
+# $\tau < 1 - \varepsilon / \delta$ the upper value is attained.
+#
+# (Here $P^m$ is the law of a pack of $m$ independent draws from $P$; for $m = 1$ the floor $L$ is
+# $\tau$ itself, and the statement says nothing beyond section 3.3.)
+# ```
+#
+# *What is the paper's and what is ours.* The paper states this result as a minimum of
+# $d_{TV}(P^m, Q^m)$ over collapsed pairs with $d_{TV}(P, Q) \ge \tau$ and a maximum over pairs
+# without collapse with $d_{TV}(P, Q) \le \tau$, each written as an optimisation over a small family
+# of distributions on a few points, and proves it with Blackwell's theorem on the ordering of
+# experiments. We could not check its formulas symbol by symbol when preparing this lecture;
+# the parametrisation by the hull above, the proof below, and the remark that the upper value
+# for pairs without collapse is simply $1 - (1 - \tau)^m$ are this lecture's own, and the cell
+# below checks every statement numerically.
+#
+# *Proof of the lower bound.* Take a collapsed pair with $d_{TV}(P, Q) = \tau$ and let
+# $a = P(S^*)$, so $a \ge \tau$ and $(a, a - \tau)$ is on its lower edge. We build a channel $K$
+# with $KP = E_a$ and $KQ = F_a$; then $(\ast)$ gives $d_{TV}(P^m, Q^m) \ge d_{TV}(E_a^m, F_a^m) \ge L$.
+# If $(\delta, \varepsilon)$ is not a corner of the hull, send $S^*$ to output 1 and the rest to
+# output 2: the outputs have probabilities $(a, 1 - a)$ under $P$ and $(a - \tau, 1 - a + \tau)$
+# under $Q$. Otherwise, say $\delta \le a$ (the case $\delta > a$ is the mirror image, with the
+# complement of $S^*$ in place of $S^*$). We need a test $\varphi \le \mathbb 1_{S^*}$ with
+# $P(\varphi) = \delta$ and $Q(\varphi) = \varepsilon$; then $K(x) = (\varphi(x),\ \mathbb 1_{S^*}(x) - \varphi(x),\
+# 1 - \mathbb 1_{S^*}(x))$ is a channel to three outputs with probabilities
+# $(\delta, a - \delta, 1 - a) = E_a$ and $(\varepsilon, a - \tau - \varepsilon, 1 - a + \tau) = F_a$.
+# The tests below $\mathbb 1_{S^*}$ with $P$-mass $\delta$ include the one that spends $\delta$ on
+# the lowest ratios ($Q$-mass $g(\delta)$; these atoms lie in $S^*$ because $\delta \le a$) and the
+# complement within $S^*$ of the one that spends $a - \delta$ there ($Q$-mass $a - \tau - g(a - \delta)$);
+# mixtures of the two give every $Q$-mass in between, so we need
+# $g(\delta) \le \varepsilon \le a - \tau - g(a - \delta)$. The left inequality is the collapse. For the
+# right one, $g$ is convex with $g(0) = 0$ and $g(a) = a - \tau$, so
+# $g(a - \delta) \le (a - \delta)(a - \tau)/a$, and $(\delta, \varepsilon)$ being a corner of the hull
+# means it lies on or below the chord from $(0, 0)$ to $(a, a - \tau)$,
+# $\varepsilon \le \delta (a - \tau)/a = a - \tau - (a - \delta)(a - \tau)/a \le a - \tau - g(a - \delta)$.
+# The minimum is attained, by $(E_a, F_a)$ at the minimising $a$, which is collapsed and at
+# distance $\tau$. The upper bound is that of section 3.3, attained by the collapsed pair
+# $P = (\tau, 1 - \tau, 0)$, $Q = (0, 1 - \tau, \tau)$ (lower edge $\max(0, x - \tau)$, so
+# $g(\delta) = \delta - \tau \le \varepsilon$, and $Q(S^*) = 0$). $\square$
+#
+# *Proof for pairs without collapse.* Section 3.3 gives both bounds. When
+# $\tau < 1 - \varepsilon/\delta$, the generator that copies the data and puts its remaining mass off
+# it, $Q = (1 - \tau) P + \tau\, \mathbb 1_{\{x_0\}}$ with $p(x_0) = 0$, has $P(T^*) = 0$, so it
+# attains $1 - (1 - \tau)^m$ (section 3.3); its lower edge is $g(x) = (1 - \tau) x$, and
+# $g(\delta) = (1 - \tau)\delta > \varepsilon$: no collapse. $\square$
+#
+# So the part of the theorem that packing adds is the **floor**: a collapsed generator at
+# distance $\tau$ costs at least $L(\varepsilon, \delta, \tau, m)$, while over all pairs at distance
+# $\tau$ the floor is lower (strictly for $m \ge 2$, as the figure below checks; it is attained by a
+# two-point pair $(a, 1 - a)$, $(a - \tau, 1 - a + \tau)$ minimised over $a$, by the same argument
+# with the channel "$S^*$ or not"). Mass placed off the data is penalised as much as missing mass, and it is not
+# collapse in the sense of the definition.
+#
+# *Why fixing $d_{TV}(P, Q) = \tau$ and bounding it by $\tau$ agree.* Lowering the corner
+# $(a, a - \tau)$ to $(a, a - \tau')$ with $\tau' > \tau$ can only enlarge the hull, and a pair whose
+# region contains another's is at least as informative: by Blackwell's theorem (1953: one pair's
+# region contains another's if and only if a channel turns the first pair into the second; the
+# "if" direction is the easy one, since a test composed with a channel is a test) there is then a
+# channel from the first to the second, and $(\ast)$ applies. This is the one step we cite
+# rather than prove. So $L$ does not decrease with
+# $\tau$, and the minimum over collapsed pairs with $d_{TV}(P, Q) \ge \tau$ is $L(\varepsilon, \delta, \tau, m)$,
+# the value at $d_{TV} = \tau$; likewise the maximum over pairs without collapse with
+# $d_{TV}(P, Q) \le \tau$ is the value at $\tau$, since $1 - (1 - \tau)^m$ increases with $\tau$. The
+# cell checks the monotonicity of $L$ on a grid of $\tau$.
+#
+# The next cell checks the theorem on random pairs: for each of several hundred pairs on two to
+# four points and a random $(\varepsilon, \delta)$ near the pair's lower edge, it computes
+# $d_{TV}(P^m, Q^m)$ exactly (`tv_product`) for $m = 2, 3$, asserts that it lies within the bounds
+# for its class, finds the channel of the proof by linear programming
+# (`scipy.optimize.linprog`) and checks that the extremal pairs attain the bounds.
+
+# %%
+from scipy.optimize import minimize_scalar
+
+from gencourse.pacgan import collapsed_extremal_pair, lower_boundary
+
+
+def optimise(f, lo: float, hi: float, n_grid: int = 41) -> tuple[float, float]:
+    """min of f over [lo, hi]: the best point of a grid, refined by a bounded scalar search
+    between its grid neighbours. Returns (value, argument)."""
+    xs = np.linspace(lo, hi, n_grid)
+    values = [f(x) for x in xs]
+    i = int(np.argmin(values))
+    best = (values[i], xs[i])
+    a, b = xs[max(i - 1, 0)], xs[min(i + 1, n_grid - 1)]
+    if b > a:
+        res = minimize_scalar(f, bounds=(a, b), method="bounded", options={"xatol": 1e-10})
+        best = min(best, (float(res.fun), float(res.x)))
+    return best
+
+
+def collapse_floor(eps: float, delta: float, tau: float, m: int) -> tuple[float, float]:
+    """L(ε, δ, τ, m) = min over a ∈ [τ, 1] of d_TV(E_aᵐ, F_aᵐ), and the minimising a."""
+    return optimise(lambda a: tv_product(*collapsed_extremal_pair(eps, delta, tau, a), m), tau, 1.0)
+
+
+def channel_exists(p: np.ndarray, q: np.ndarray, p_out: np.ndarray, q_out: np.ndarray) -> bool:
+    """Whether some channel K (rows K(x, ·) ≥ 0 summing to 1) has Kp = p_out and Kq = q_out: a
+    linear feasibility problem in the entries of K, solved by linprog."""
+    k, j = len(p), len(p_out)
+    rows_sum = np.kron(np.eye(k), np.ones(j))  # Σⱼ K(x, j) = 1 for each x
+    push_p, push_q = np.kron(p, np.eye(j)), np.kron(q, np.eye(j))  # Σₓ p(x) K(x, j) = p_out(j)
+    a_eq = np.vstack([rows_sum, push_p, push_q])
+    b_eq = np.concatenate([np.ones(k), p_out, q_out])
+    return linprog(np.zeros(k * j), A_eq=a_eq, b_eq=b_eq, bounds=(0, None)).status == 0
+
+
+def s_star_mass(p: np.ndarray, q: np.ndarray) -> float:
+    """a = P(S*), S* = {p > q} (at least τ = P(S*) − Q(S*); the max guards against rounding)."""
+    return max(float(p[p > q].sum()), tv_distance(p, q))
+
+
+rng_theorem = np.random.default_rng(4)
+counts = {"collapsed": 0, "not collapsed": 0}
+for _ in range(400):
+    k = int(rng_theorem.integers(2, 5))
+    p_rand, q_rand = rng_theorem.dirichlet(np.ones(k)), rng_theorem.dirichlet(np.ones(k))
+    if rng_theorem.random() < 0.3:  # sometimes let the generator miss a point entirely
+        q_rand[rng_theorem.integers(k)] = 0.0
+        q_rand /= q_rand.sum()
+    tau = tv_distance(p_rand, q_rand)
+    xs, ys = lower_boundary(p_rand, q_rand)
+    delta = float(rng_theorem.uniform(0.05, 0.95))
+    g_delta = float(np.interp(delta, xs, ys))  # the lower edge at δ (p > 0 everywhere: xs increases)
+    eps = g_delta + float(rng_theorem.uniform(-0.1, 0.1))  # near the lower edge, on either side
+    if not 0 <= eps < delta or tau < 1e-3 or abs(eps - g_delta) < 1e-6:
+        continue
+    collapsed = has_mode_collapse(p_rand, q_rand, eps, delta)
+    assert collapsed == (g_delta <= eps)  # collapse ⟺ (δ, ε) on or above the lower edge
+    counts["collapsed" if collapsed else "not collapsed"] += 1
+    for m in (2, 3):
+        packed, ceiling = tv_product(p_rand, q_rand, m), 1 - (1 - tau) ** m
+        assert tau - 1e-12 <= packed <= ceiling + 1e-12
+        if collapsed:
+            assert tau >= delta - eps - 1e-12
+            floor, _ = collapse_floor(eps, delta, tau, m)
+            extremal = collapsed_extremal_pair(eps, delta, tau, s_star_mass(p_rand, q_rand))
+            assert packed >= tv_product(*extremal, m) - 1e-12 >= floor - 1e-9  # (∗), then the minimum
+    if collapsed:  # the channel of the proof exists
+        assert channel_exists(
+            p_rand, q_rand, *collapsed_extremal_pair(eps, delta, tau, s_star_mass(p_rand, q_rand))
+        )
+print(
+    f"theorem checked on {counts['collapsed']} collapsed and {counts['not collapsed']} uncollapsed random pairs"
+)
+assert min(counts.values()) >= 100
+
+# the extremal pairs attain the bounds
+for eps, delta, tau in [(0.0, 0.3, 0.3), (0.0, 0.3, 0.5), (0.1, 0.5, 0.4), (0.1, 0.5, 0.7), (0.05, 0.2, 0.6)]:
+    for m in (2, 3, 4):
+        floor, a_best = collapse_floor(eps, delta, tau, m)
+        e_a, f_a = collapsed_extremal_pair(eps, delta, tau, a_best)
+        assert has_mode_collapse(e_a, f_a, eps, delta) and math.isclose(
+            tv_distance(e_a, f_a), tau, abs_tol=1e-9
+        )
+        assert math.isclose(tv_product(e_a, f_a, m), floor, abs_tol=1e-12)  # the floor is attained
+        top_p, top_q = np.array([tau, 1 - tau, 0.0]), np.array([0.0, 1 - tau, tau])  # edge max(0, x − τ)
+        assert has_mode_collapse(top_p, top_q, eps, delta) and math.isclose(
+            tv_product(top_p, top_q, m), 1 - (1 - tau) ** m
+        )
+        if tau < 1 - eps / delta:  # without collapse: Q = (1 − τ)P + τ·(a point off the data)
+            off_p = np.array([0.5, 0.3, 0.2, 0.0])  # the data, and a point it never produces
+            off_q = np.r_[(1 - tau) * off_p[:3], tau]
+            assert not has_mode_collapse(off_p, off_q, eps, delta)
+            assert math.isclose(tv_product(off_p, off_q, m), 1 - (1 - tau) ** m, abs_tol=1e-9)
+        two_point = lambda a, t=tau, k=m: tv_product([a, 1 - a], [max(a - t, 0.0), min(1 - a + t, 1.0)], k)  # noqa: E731
+        overall_floor = optimise(two_point, tau, 1.0)[0]
+        assert overall_floor <= floor + 1e-12  # collapse can only raise the floor
+# the counterexample of section 3.3 sits exactly on the floor: L(0.1, 0.5, 0.4, 2) = 0.56
+assert math.isclose(collapse_floor(0.1, 0.5, 0.4, 2)[0], 0.56, abs_tol=1e-9)
+# fixing d_TV = τ or bounding it below by τ gives the same minimum: L does not decrease with τ
+for eps, delta in [(0.0, 0.3), (0.1, 0.5)]:
+    floors = [collapse_floor(eps, delta, float(t), 3)[0] for t in np.linspace(delta - eps, 0.95, 12)]
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(floors))
+
+# %% [markdown]
 # The figure shades, for $(\varepsilon, \delta) = (0, 0.3)$ (a region holding 30 % of the data gets
-# no samples at all) and $m = 1, \dots, 4$, where collapsed pairs can lie (red: from
-# `collapsed_min` up to the upper bound of Section 3.3) and where pairs without collapse can lie
-# (blue: from the smallest value over all pairs up to `uncollapsed_max`). At $m = 1$ both are the
-# diagonal $d_{TV} = \tau$: the unpacked discriminator cannot see collapse. With $m \ge 2$ the
-# floor under the collapsed pairs lies strictly above the floor over all pairs, for every $\tau$
-# at which collapse is possible (checked up to $\tau = 0.9$; as $\tau \to 1$ everything tends to
-# 1), and near $\tau = \delta$ that gap widens as $m$ grows: the
-# **least** a collapsed generator can be penalised grows faster with $m$ than the least a
-# spread-out one is. The bands still overlap (a badly spread generator can cost as much as a
-# mildly collapsed one), which is the precise sense of "packing penalises collapse more". The
-# cell asserts these statements on a grid of $\tau$.
+# no samples at all) and $m = 1, \dots, 4$, where collapsed pairs can lie (red: from the floor
+# $L$, `collapsed_min` of `gencourse.pacgan.packing_bounds`, up to the ceiling $1 - (1 - \tau)^m$)
+# and where pairs without collapse can lie (blue: from the floor over all pairs up to
+# `uncollapsed_max`, which here equals the ceiling, as the theorem says for
+# $\tau < 1 - \varepsilon/\delta = 1$). At $m = 1$ both floors are the diagonal $d_{TV} = \tau$: the
+# unpacked discriminator cannot see collapse. With $m \ge 2$ the floor under the collapsed pairs
+# lies strictly above the floor over all pairs, for every $\tau$ at which collapse is possible
+# (checked up to $\tau = 0.9$; as $\tau \to 1$ everything tends to 1), and near $\tau = \delta$ that
+# gap widens as $m$ grows: the **least** a collapsed generator can be penalised grows faster with
+# $m$ than the least a generator at the same distance can be. The bands overlap (a generator that
+# misplaces mass, or puts mass off the data, can cost as much as a collapsed one), which is the
+# precise sense of "packing penalises collapse more". The cell asserts these statements on a grid
+# of $\tau$.
 
 # %%
 EPS, DELTA = 0.0, 0.3
@@ -635,6 +997,8 @@ for m in (2, 3, 4):
         bands[m]["uncollapsed_max"][~np.isnan(bands[m]["uncollapsed_max"])]
         <= 1 - (1 - taus[~np.isnan(bands[m]["uncollapsed_max"])]) ** m + 1e-9
     ).all()
+for m in range(1, 5):  # without collapse the ceiling is reached: τ < 1 − ε/δ = 1 on the whole grid
+    assert np.allclose(bands[m]["uncollapsed_max"], bands[m]["ceiling"], atol=1e-9)
 assert (gaps[2][near] < gaps[3][near]).all() and (gaps[3][near] < gaps[4][near]).all()  # widening near τ = δ
 # %% [markdown]
 # ## 4. Reproducing Table 1: GAN against PacGAN on the ring and the grid
@@ -950,13 +1314,23 @@ plt.show()
 # * A discriminator that judges one sample at a time cannot see missing diversity; PacGAN's
 #   discriminator judges packs of $m$ samples, all real or all generated, and nothing else changes.
 # * The idealised objective $\max_{|D|\le 1} \mathbb E_P D - \mathbb E_Q D$ equals
-#   $2\,d_{TV}(P, Q) = \sum_x |p - q| = \mathbb E_P|1 - q/p|$: the total variation carries a factor
-#   ½ that slides drop (checked by linear programming and Monte Carlo).
+#   $2\,d_{TV}(P, Q) = \sum_x |p - q|$, which equals $\mathbb E_P|1 - q/p|$ when $Q \ll P$ (the
+#   generator puts no mass where the data has none): the total variation carries a factor ½ that
+#   slides drop (checked by linear programming and Monte Carlo).
+# * A one-sample discriminator does penalise collapse (on 15 of 25 modes, $D^* = 0.375$ on the
+#   covered modes and $d_{TV} = 0.4$), but it scores collapse and misplaced mass at the same
+#   distance alike; packing separates them.
 # * Packing amplifies missing mass: with $\tau = 0.2$ for both, $d_{TV}(P^m, Q_1^m) = 1 - 0.8^m$
 #   (0.36 at $m = 2$) for the collapsed $Q_1$ against 0.24 for the spread $Q_2$; in general
-#   $\tau \le d_{TV}(P^m, Q^m) \le 1 - (1 - \tau)^m$, and collapse attains the upper bound.
-# * Over all pairs at the same $\tau$, the least packed distance of an $(\varepsilon, \delta)$-collapsed
-#   pair lies above the least over all pairs as soon as $m \ge 2$, by a margin that widens with $m$.
+#   $\tau \le d_{TV}(P^m, Q^m) \le 1 - (1 - \tau)^m$, and for $m \ge 2$ the upper bound is attained
+#   exactly when $Q(S^*) = 0$ (the generator misses the region where the data outweighs it, as
+#   $Q_1$ does) or $P(T^*) = 0$ (it puts its excess mass off the data); a milder collapse need not
+#   attain it ($P = (\tfrac12, \tfrac12)$, $Q = (0.1, 0.9)$: $0.56 < 0.64$).
+# * PacGAN's theorem: over pairs at the same $\tau$, the least packed distance of an
+#   $(\varepsilon, \delta)$-collapsed pair is $L(\varepsilon, \delta, \tau, m)$, attained by a pair on
+#   at most three points, and it lies above the least over all pairs as soon as $m \ge 2$, by a
+#   margin that widens with $m$ near $\tau = \delta$; pairs without collapse can still reach the
+#   ceiling $1 - (1 - \tau)^m$.
 # * On PacGAN's 2-D ring and grid, with a protocol cut to fit a CPU, packing captures more
 #   modes with a lower reverse KL than a GAN, an unrolled GAN, a GAN with an equally large
 #   discriminator and a GAN with four times the batch (asserted at the `cpu` budget); the
