@@ -71,7 +71,7 @@ test: $(STAMP) $(MATHJAX) browser lint
 	  GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci \
 	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20 \
 	  --junitxml=_build/test-report.xml
-	$(BIN)/python -m gencourse.scoreboard --budget ci --results _build/results-ci --out _build/scoreboard-ci
+	$(BIN)/python -m gencourse.scoreboard --budget ci --results _build/results-ci --out _build/scoreboard-ci --check
 
 # The reproduction scoreboard (book/scoreboard.md and .json), lectures executed afresh at a
 # budget: make scoreboard BUDGET=cpu

@@ -591,15 +591,20 @@ def render_timing(
     budgets = sorted(by_budget)
     lectures = sorted({lec for t in by_budget.values() for lec in t})
     lines = [
-        "# Timing report",
+        "# How long the lectures take",
         "",
-        "Wall time of each lecture notebook, as recorded by its last cell, at each budget",
-        f"(`make timing`). Machine: {machine}; date: {date}.",
+        "How long each lecture notebook takes to run from top to bottom, in seconds, at each",
+        "budget (the budgets are explained in {doc}`how_to_run`): `ci` is the quick check that",
+        "the test suite runs, `cpu` is what this site was built with. Use it to plan your time:",
+        "on a laptop, a lecture at `cpu` takes about as long as the column says.",
         "",
-        "Both `make test` (`ci`) and `make book` (`cpu`) run two notebooks at a time with one",
-        "thread each, so the wall time of a whole run is about half of the column's total (plus",
-        "the install and, for `ci`, the package tests). The limits: the CI run under 20 minutes,",
-        "the book build at `cpu` under 45 minutes.",
+        f"- measured on: {machine}",
+        f"- date: {date}",
+        "",
+        "Times move with the machine and with what else it runs (up to 2× from one day to the",
+        "next on the same machine); the reference workload at the bottom of the page tells how",
+        "fast the machine was that day. The development history (what each change saved) is in",
+        "the repository's `CHANGELOG.md`.",
         "",
         "| lecture | " + " | ".join(f"`{b}` (s)" for b in budgets) + " |",
         "| --- | " + " | ".join("---" for _ in budgets) + " |",
@@ -610,7 +615,7 @@ def render_timing(
     totals = [f"{sum(by_budget[b].values()):.0f}" for b in budgets]
     lines.append("| **total** | " + " | ".join(totals) + " |")
     halves = [f"{sum(by_budget[b].values()) / 120:.0f}" for b in budgets]
-    lines.append("| two at a time (min, estimated) | " + " | ".join(halves) + " |")
+    lines.append("| two at a time on 2 cores (min, estimated) | " + " | ".join(halves) + " |")
     if note:
         lines += ["", note]
     if reference:
@@ -618,8 +623,9 @@ def render_timing(
         lines += [
             "",
             "Machine speed: the reference workload (100 training steps of the course's DCGAN on one",
-            f"thread, `gencourse.scoreboard.reference_workload`) took {timed}. Compare it between",
-            "builds before comparing their times: this machine's speed varies from day to day.",
+            f"thread, `gencourse.scoreboard.reference_workload`) took {timed}. Time it on your",
+            "machine (`python -m gencourse.scoreboard --budget cpu --reference`) and scale the",
+            "table by the ratio to estimate your own times.",
         ]
     return "\n".join(lines) + "\n"
 

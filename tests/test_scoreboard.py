@@ -40,7 +40,7 @@ def test_record_collect_and_render(monkeypatch, tmp_path):
     report = render_timing({"ci": {"01_vae": 12.3}, "cpu": {"01_vae": 100.0, "02_gan": 50.0}}, "m", "d")
     assert "| 01_vae | 12 | 100 |" in report and "| 02_gan | – | 50 |" in report
     assert "| **total** | 12 | 150 |" in report
-    assert "| two at a time (min, estimated) | 0 | 1 |" in report  # 12.3 s / 120, 150 s / 120
+    assert "| two at a time on 2 cores (min, estimated) | 0 | 1 |" in report  # 12.3 s / 120, 150 s / 120
     assert render_timing({"ci": {"a": 1.0}}, "m", "d", note="under load").rstrip().endswith("under load")
 
 
@@ -324,3 +324,18 @@ def test_check_flags_missing_baselines_directions_and_typed_verdicts(monkeypatch
     args[3] = str(tmp_path / "good")
     assert scoreboard.main(args) == 0
     assert "check passed" in capsys.readouterr().out
+
+
+def test_reader_pages_hold_no_development_history():
+    """The timing and scoreboard pages speak to readers; commits and what a change saved belong in
+    CHANGELOG.md."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert "Changelog" in (root / "CHANGELOG.md").read_text()
+    for name in ("timing.md", "scoreboard.md"):
+        text = (root / "book" / name).read_text()
+        assert not re.search(r"\b[0-9a-f]{7,40}\b", text), f"{name} names a commit"
+        for word in ("session", "clean clone", "fresh clone", " saved "):
+            assert word not in text, f"{name} tells development history ({word!r})"
