@@ -9,7 +9,7 @@ MATHJAX := book/_mathjax/mathjax/es5/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test lint sync clean browser malloc scoreboard timing assignments
+.PHONY: book test lint sync clean browser malloc sandbox scoreboard timing assignments api release gpu-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ browser:
 TCMALLOC = $$(tools/system_deps.sh tcmalloc 2>/dev/null)
 malloc:
 	@tools/system_deps.sh tcmalloc >/dev/null || true
+# bubblewrap: the instructors' quick check that user namespaces work (the grader isolates each
+# submission with the same system calls, gencourse/grading/isolation.py); optional.
+sandbox:
+	@tools/system_deps.sh bubblewrap >/dev/null || true
 
 # Lectures record their headline numbers and wall time into _build/results-<budget> while they
 # run; the scoreboard page (book/scoreboard.md) is rendered from them.
@@ -65,11 +69,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # Two workers, one thread each: two notebooks at a time on the 2-core machine.
-test: $(STAMP) $(MATHJAX) browser lint
+test: $(STAMP) $(MATHJAX) browser sandbox lint
 	rm -rf _build/results-ci
 	GENCOURSE_BUDGET=ci GENCOURSE_REQUIRE_BROWSER=1 OMP_NUM_THREADS=1 \
 	  GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci \
-	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20 \
+	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20 -rs \
 	  --junitxml=_build/test-report.xml
 	$(BIN)/python -m gencourse.scoreboard --budget ci --results _build/results-ci --out _build/scoreboard-ci --check
 
@@ -93,3 +97,23 @@ assignments: sync
 
 clean:
 	rm -rf _build book/_mathjax
+
+# The public API of the current (unreleased) version, recorded in gencourse/_api/<version>.json;
+# tests fail when a notebook imports a name that the pinned release lacks.
+api: $(STAMP)
+	$(BIN)/python tools/release.py --api
+
+# A release: the version bumped everywhere it is named (pyproject, the package, the launch
+# buttons, every install cell), the API recorded, the notebooks and student notebooks
+# regenerated; prints the tag command. make release VERSION=0.2.0
+release: $(STAMP)
+	$(BIN)/python tools/release.py $(VERSION)
+
+# Where a GPU is at hand (e.g. a Colab or cloud GPU machine): every lecture at the `gpu` budget,
+# any failing assert fails the target; the times and results go to the timing page's `gpu`
+# column and to _build/scoreboard-gpu.
+gpu-check: $(STAMP)
+	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs CUDA')"
+	rm -rf _build/results-gpu
+	$(BIN)/python -m gencourse.scoreboard --budget gpu --run --results _build/results-gpu --out _build/scoreboard-gpu
+	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu _build/results-gpu

@@ -672,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gencourse.scoreboard", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--budget", choices=["ci", "cpu", "gpu"], required=True)
+    parser.add_argument("--budget", choices=["ci", "cpu", "gpu", "paper"], required=True)
     parser.add_argument(
         "--run", action="store_true", help="execute the lectures first (else use recorded results)"
     )
