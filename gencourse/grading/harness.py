@@ -4,25 +4,28 @@
 for one submission. Before any student code runs it
 
 1. becomes the leader of a new session (so the grader can kill it with everything it started),
-   sets resource limits (address space, CPU time, file size, open files, and a coarse limit on
-   processes; hard = soft, so they cannot be raised), sends stdout and stderr to files and closes
-   every other descriptor;
-2. moves into the sandbox folder (a fresh folder holding a copy of the notebook), keeps only a
-   few environment variables, and points ``HOME``, ``TMPDIR`` and the caches there;
-3. installs an *audit hook* (:pep:`578`), which Python offers no way to remove, that refuses:
-   opening files outside the sandbox and the Python installation (so the assignment's sources,
-   solutions, hidden tests and the grader's files cannot be read), writing, deleting, renaming or
-   re-permissioning anything outside the sandbox, symbolic and hard links, starting processes
-   (subprocess, ``os.system``, fork, exec, spawn), signals to other processes, sockets, ``ctypes``,
-   building code objects, the garbage collector's object lists, trace and profile functions, new
-   audit hooks, raising resource limits, and importing the package modules that hold the answers.
-   The hook keeps all its state in closure variables bound when it is created (no global or
-   builtin name is looked up when it runs), so patching modules or builtins does not change it.
+   sends stdout and stderr to files, takes the results file as descriptor 3, and closes every
+   other descriptor;
+2. enters the operating system's sandbox (:func:`gencourse.grading.isolation.enter`: new
+   namespaces, a root file system holding only the Python installation, the course package
+   without the answer modules and its scratch folder), unless the instructor asked for
+   ``--unsafe-no-sandbox``;
+3. sets resource limits (address space, CPU time, file size, open files, processes; hard =
+   soft, so they cannot be raised), moves into its scratch folder, keeps only a few environment
+   variables, and points ``HOME``, ``TMPDIR`` and the caches there;
+4. installs an *audit hook* (:pep:`578`) as a second layer, which refuses opening files outside
+   the view, writing outside the scratch folder, links, starting processes, signals, sockets,
+   ``ctypes``, building code objects, the garbage collector's object lists, trace functions,
+   new audit hooks, raising limits and importing the answers' modules. CPython's documentation
+   says that audit hooks are no sandbox, and the test suite has notebooks that defeat this one
+   (torch's C++ file I/O, ``dir_fd``, memory writes through NumPy's array interface): the
+   boundary is the operating system's sandbox; the hook only gives clearer messages and makes
+   the common attempts fail early.
 
 It then executes the notebook's code cells, each in ``try/except BaseException`` with a time limit
 (``sys.exit`` or an exception ends one cell, not the run), calls the student's functions on the
 grader's probe inputs (:func:`gencourse.grading.probes.evaluate`, each with a time limit), and
-writes the plain results to a file in the sandbox after every question. The grader trusts none of
+writes each plain result as a line to descriptor 3 as soon as it has it. The grader trusts none of
 it: it validates the file and judges the values itself.
 """
 
@@ -343,7 +346,9 @@ def _redirect_output(stdout_path: str, stderr_path: str, results_path: str) -> N
     """Send fd 1 and 2 to the capture files, fd 0 to /dev/null, fd ``RESULTS_FD`` to the
     results file (all made by the grader for this run), and close every other fd."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
-    fds = [os.open(os.devnull, os.O_RDONLY)] + [os.open(p, flags) for p in (stdout_path, stderr_path, results_path)]
+    fds = [os.open(os.devnull, os.O_RDONLY)] + [
+        os.open(p, flags) for p in (stdout_path, stderr_path, results_path)
+    ]
     moved = [os.dup(fd) for fd in fds]  # above 0..3, so that dup2 below cannot clobber one
     for target, fd in enumerate(moved):
         os.dup2(fd, target)

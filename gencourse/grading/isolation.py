@@ -5,25 +5,24 @@ The fork server (:mod:`gencourse.grading.harness`) forks a child per submission;
 does (``bwrap --unshare-all --die-with-parent`` with read-only binds), without an ``exec``, so
 that the modules the server imported (torch: seconds) stay imported:
 
-1. opens the directories it will show (``O_PATH``) while it can still reach them, then, when
-   the grader runs as root, becomes ``nobody`` (65534): files outside the view that are not
-   world-writable stay out of reach even through a mistake in the view;
-2. ``unshare`` of new user, mount, PID, network, IPC and UTS namespaces (the user namespace maps
-   its root to that unprivileged user; the network namespace has only a loopback interface that
-   is down, so nothing is reachable and nothing listening inside is reachable from the host);
-3. forks the process that will run the notebook: PID 1 of the new PID namespace (when it ends,
+1. ``unshare`` of new user, mount, PID, network, IPC and UTS namespaces (the user namespace maps
+   its root to the grader's own user and nothing else; the network namespace has only a
+   loopback interface that is down, so nothing is reachable and nothing listening inside is
+   reachable from the host);
+2. forks the process that will run the notebook: PID 1 of the new PID namespace (when it ends,
    the kernel kills everything the notebook started), with ``PR_SET_PDEATHSIG`` so that it dies
    with its parent;
-4. builds a new root on a small tmpfs holding only: ``/usr`` (and the ``/bin``, ``/lib``
-   links), the Python installation, the course package with the answer modules' files replaced
-   by an empty file, ``/dev/null``, ``/dev/zero``, ``/dev/urandom``, ``/dev/random``, a fresh
-   ``/proc``, and the submission's scratch folder (a tmpfs limited in bytes and files: the
-   only writable place); every bind is read-only, with the flags of its source kept;
-5. ``pivot_root`` into it and detaches the old root (nothing of the host's file system is left
+3. builds a new root on a small tmpfs holding only: ``/usr`` (and the ``/bin``, ``/lib``
+   links), the Python installation (and the links by which the interpreter reaches it), the
+   course package with the answer modules' files replaced by an empty file, ``/dev/null``,
+   ``/dev/zero``, ``/dev/urandom``, ``/dev/random``, ``/dev/full``, a fresh ``/proc``, and the
+   submission's scratch folder ``/submission`` (a tmpfs limited in bytes and files: the only
+   writable place); every bind is read-only, with the flags of its source kept;
+4. ``pivot_root`` into it and detaches the old root (nothing of the host's file system is left
    in the process's view: not the assignment folder, the hidden tests, the submissions, the
    results, the grader's files), remounts the root read-only, then enters a second user and
    mount namespace, which locks every mount (a root user inside cannot unmount a mask or
-   remount a bind read-write), and sets ``PR_SET_NO_NEW_PRIVS``.
+   remount a bind read-write), sets ``PR_SET_NO_NEW_PRIVS`` and drops every capability.
 
 :func:`unavailable` says why this cannot run on the machine (not Linux, no user namespaces),
 by trying it in a throw-away process.
@@ -37,7 +36,6 @@ import errno
 import os
 import platform
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -77,7 +75,7 @@ class IsolationError(RuntimeError):
 class View:
     """What the submission's process sees: ``binds`` (host paths shown read-only at the same
     path), ``links`` (top-level symbolic links to recreate, e.g. ``/lib -> usr/lib``), ``masks``
-    (files inside the binds replaced by an empty file), and the scratch tmpfs's limits."""
+    (files inside the binds replaced by an empty file, folders by an empty folder), and the scratch tmpfs's limits."""
 
     binds: list[str]
     links: dict[str, str] = field(default_factory=dict)
@@ -104,16 +102,42 @@ def _minimal(paths: list[str]) -> list[str]:
     return out
 
 
-def make_view(read_roots: tuple[str, ...], masks: tuple[str, ...], scratch_bytes: int, scratch_files: int) -> View:
+def _links_on(path: str) -> dict[str, str]:
+    """The symbolic links met along ``path`` (each prefix that is a link, and its target),
+    followed as the kernel follows them."""
+    links: dict[str, str] = {}
+    pending, current, hops = [p for p in path.split("/") if p], "", 0
+    while pending and hops < 40:
+        candidate = current + "/" + pending.pop(0)
+        if os.path.islink(candidate):
+            target = os.readlink(candidate)
+            links[candidate] = target
+            hops += 1
+            pending = [p for p in target.split("/") if p] + pending
+            current = "" if target.startswith("/") else current
+            continue
+        current = candidate
+    return links
+
+
+def make_view(
+    read_roots: tuple[str, ...],
+    masks: tuple[str, ...],
+    scratch_bytes: int,
+    scratch_files: int,
+    aliases: tuple[str, ...] = (),
+) -> View:
     """The view for these read roots (real paths; devices are added separately): ``/usr`` and
-    the top-level links into it, and each root not already inside ``/usr``."""
+    each root not already inside it, the top-level links into ``/usr``, and the links along
+    ``aliases`` (paths as the interpreter knows them, e.g. a virtual environment reached
+    through a link), so that they resolve inside the view as outside."""
     links = {}
-    for name in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(name):
-            links[name] = os.readlink(name)
+    for name in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", *aliases):
+        links.update(_links_on(name))
     roots = [r for r in read_roots if r not in DEVICES and os.path.isdir(r)]
     binds = _minimal(["/usr", *roots])
-    masks = tuple(m for m in masks if any(m.startswith(b + "/") for b in binds) and os.path.isfile(m))
+    links = {k: v for k, v in links.items() if not any(k == b or k.startswith(b + "/") for b in binds)}
+    masks = tuple(m for m in masks if any(m.startswith(b + "/") for b in binds) and os.path.exists(m))
     return View(binds, links, sorted(set(masks)), scratch_bytes, scratch_files)
 
 
@@ -167,7 +191,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def _drop_capabilities(libc) -> None:
@@ -233,11 +261,16 @@ def enter(view: dict[str, Any], files: dict[str, bytes]) -> float:
     _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     for path in view["binds"]:
         _bind_read_only(libc, path, _make_target(root, path, True))
-    for link, target in view["links"].items():
-        os.symlink(target, root + link)
+    for link, target in sorted(view["links"].items()):
+        if not os.path.lexists(root + link):
+            os.makedirs(os.path.dirname(root + link), mode=0o755, exist_ok=True)
+            os.symlink(target, root + link)
     empty = _make_target(root, "/.empty", False)
-    for path in view["masks"]:
-        _bind_read_only(libc, empty, root + path)
+    for path in view["masks"]:  # a file becomes empty, a folder (a package) an empty folder
+        if os.path.isdir(root + path):
+            _mount(libc, "tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
+        else:
+            _bind_read_only(libc, empty, root + path)
     for path in DEVICES:
         _mount(libc, path, _make_target(root, path, False), None, MS_BIND)
     scratch = _make_target(root, SCRATCH, True)

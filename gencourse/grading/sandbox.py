@@ -85,7 +85,9 @@ class Limits:
 @dataclass
 class Outcome:
     """What one run produced: the validated ``results`` (or ``None``) and the ``problems`` met
-    reading them, whether it ran out of time, its exit code and excerpts of its output."""
+    reading them, whether it ran out of time, its exit code and excerpts of its output, the
+    run's wall-clock seconds (from the request, including a first start of the fork server) and
+    the process's own (from its fork to its exit)."""
 
     results: dict[str, Any] | None
     problems: list[str] = field(default_factory=list)
@@ -94,6 +96,7 @@ class Outcome:
     stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0
+    process_seconds: float | None = None  # from the fork to the exit, as the server saw them
 
 
 def _real(path: str | Path) -> str:
@@ -113,13 +116,27 @@ def read_roots() -> tuple[str, ...]:
     return tuple(sorted({_real(r) for r in roots if r and _real(r) != "/"}))
 
 
+def interpreter_paths() -> tuple[str, ...]:
+    """The paths by which the interpreter knows its installation and the course package (not
+    resolved: a virtual environment may be reached through a symbolic link)."""
+    import gencourse
+
+    paths = sysconfig.get_paths()
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(gencourse.__file__).parent)}
+    found |= {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    found |= {p for p in sys.path if p.startswith("/")}
+    return tuple(sorted(p for p in found if p and p != "/"))
+
+
 def module_files(modules: tuple[str, ...]) -> tuple[str, ...]:
-    """The source and bytecode files of ``modules`` (so that they cannot be read and executed)."""
+    """The source and bytecode files of ``modules`` (so that they cannot be read and executed),
+    and the folder of a module that is a package."""
     files = []
     for name in modules:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.origin:
             continue
+        files += [_real(p) for p in spec.submodule_search_locations or ()]
         files.append(_real(spec.origin))
         if spec.origin.endswith(".py"):
             files.append(_real(importlib.util.cache_from_source(spec.origin)))
@@ -196,8 +213,12 @@ class ForkServer:
         except queue.Empty:
             return {"timeout": True}
 
-    def run(self, request: dict[str, Any], timeout: float) -> int | None:
-        """Run one request; return the exit code, or ``None`` if it ran out of time."""
+    def run(
+        self, request: dict[str, Any], timeout: float, timing: dict[str, float] | None = None
+    ) -> int | None:
+        """Run one request; return the exit code, or ``None`` if it ran out of time. ``timing``
+        receives the monotonic times at which the process was forked and was reaped."""
+        timing = {} if timing is None else timing
         key = next(self._ids)
         self._waiting[key] = queue.Queue()
         try:
@@ -209,6 +230,7 @@ class ForkServer:
             if "pid" not in started:
                 raise RuntimeError("the grading fork server stopped")
             pid = started["pid"]
+            timing["forked"] = time.monotonic()
             try:
                 ended = self._get(key, timeout)
                 if "timeout" in ended:
@@ -217,6 +239,7 @@ class ForkServer:
                     return None
                 if "dead" in ended:
                     raise RuntimeError("the grading fork server stopped")
+                timing["ended"] = time.monotonic()
                 return ended["exit"]
             finally:
                 _kill_group(pid)  # whatever the submission left running
@@ -465,13 +488,13 @@ def run_notebook(
         if isolated:
             from gencourse.grading.isolation import DEVICES, SCRATCH, make_view
 
-            view = make_view(roots, masks, limits.scratch_bytes, limits.max_files + 16)
+            view = make_view(roots, masks, limits.scratch_bytes, limits.max_files + 16, interpreter_paths())
             plan["view"] = view.to_json()
             plan["files"] = {
                 Path(name).name: base64.b64encode(content).decode() for name, content in (files or {}).items()
             }
             plan["sandbox"] = SCRATCH
-            plan["read_roots"] = sorted({*view.binds, *DEVICES})
+            plan["read_roots"] = sorted({*view.binds, *view.links, *DEVICES})
             plan["deny_roots"] = list(view.masks)
         else:
             sandbox = run_root / "sandbox"
@@ -490,9 +513,12 @@ def run_notebook(
             "results": str(run_root / "results.jsonl"),
         }
         started = time.monotonic()
-        exit_code = server.run(request, limits.timeout)
+        timing: dict[str, float] = {}
+        exit_code = server.run(request, limits.timeout, timing=timing)
         outcome = Outcome(results=None, timed_out=exit_code is None, exit_code=exit_code)
         outcome.seconds = time.monotonic() - started
+        if "forked" in timing and "ended" in timing:
+            outcome.process_seconds = timing["ended"] - timing["forked"]
         outcome.stdout = _excerpt(run_root / "stdout.txt")
         outcome.stderr = _excerpt(run_root / "stderr.txt")
         data, problem = _read_bounded(run_root / "results.jsonl")
