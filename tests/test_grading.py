@@ -113,7 +113,7 @@ def _processes_with(marker: str) -> list[str]:
 
 def _submissions(tmp: Path, name: str, fixtures: list[Path]) -> Path:
     folder = tmp / name
-    folder.mkdir()
+    folder.mkdir(parents=True)
     shutil.copy(ROOT / "assignments" / name / f"{name}.ipynb", folder / "solution.ipynb")
     shutil.copy(ROOT / "assignments" / name / "student" / f"{name}.ipynb", folder / "student.ipynb")
     for path in fixtures:
@@ -127,8 +127,12 @@ def _submissions(tmp: Path, name: str, fixtures: list[Path]) -> Path:
 
 
 def _isolation_or_skip() -> None:
+    """Skip, saying why, where the OS sandbox cannot run; fail instead under
+    GENCOURSE_REQUIRE_SANDBOX=1 (as ``make test`` sets it where it installs bubblewrap)."""
     reason = unavailable()
     if reason:
+        if os.environ.get("GENCOURSE_REQUIRE_SANDBOX") == "1":
+            pytest.fail(f"GENCOURSE_REQUIRE_SANDBOX=1 but the grader's OS sandbox cannot run here: {reason}")
         pytest.skip(f"the grader's OS sandbox cannot run here: {reason}")
 
 
@@ -208,6 +212,18 @@ def _grade_all(tmp: Path) -> dict:
                     server=server,
                 )
                 results[name] = {r.student: r for r in batch}
+            # the escape hatch grades trusted work (the solution, a wrong answer) the same way
+            trusted = _submissions(tmp / "trusted", "01_vae", [FIXTURES / "01_vae" / "wrong.ipynb"])
+            batch = grade(
+                ROOT / "assignments" / "01_vae",
+                trusted,
+                tmp / "out_trusted",
+                limits=LIMITS,
+                seed=SEED,
+                server=server,
+                unsafe_no_sandbox=True,
+            )
+            results["unsafe"] = {r.student: r for r in batch}
     finally:
         ports.close()
     return {
@@ -415,6 +431,7 @@ def test_break_1_torch_reads_nothing_secret_and_writes_nowhere(graded):
     assert "STOLEN" not in result.outcome.stdout and "PLANTED" not in result.outcome.stdout
     assert "OVERWROTE" not in result.outcome.stdout and "canary not reached" in result.outcome.stdout
     out = result.outcome.stdout
+    assert "torch read without an audit event:" in out  # the hook is bypassed: the OS holds
     assert out.count("not read:") >= 2 and out.count("nothing in") >= 2  # absent; masked modules
 
 
@@ -423,6 +440,7 @@ def test_breaks_2_and_3_dir_fd_reads_nothing_and_injects_nothing(graded):
     assert result.total == 1 and result.status == "ok"
     assert "STOLEN" not in result.outcome.stdout and "INJECTED" not in result.outcome.stdout
     assert "hidden tests not reached" in result.outcome.stdout
+    assert "dir_fd passed the hook:" in result.outcome.stdout  # the hook is bypassed: the OS holds
     assert graded["after"] == graded["before"]["trees"]  # hidden_tests.py unchanged
 
 
@@ -481,6 +499,14 @@ def test_the_sandbox_is_timed_and_cheap(graded):
     summary = batch_summary(runs)
     assert "isolation overhead per submission" in summary
     print(summary, f"(module batch: {graded['seconds']:.0f} s)")
+
+
+def test_unsafe_no_sandbox_grades_trusted_work_alike(graded):
+    unsafe = graded["results"]["unsafe"]
+    for student in ("solution", "student", "wrong"):
+        assert _scores(unsafe[student]) == VAE[student]
+        assert "isolation" in unsafe[student].outcome.results["seconds"]
+        assert unsafe[student].outcome.results["seconds"]["isolation"] == 0.0
 
 
 def test_no_sandbox_no_grading_unless_asked(tmp_path, monkeypatch):

