@@ -66,6 +66,7 @@ report = {
     "root": sorted(os.listdir("/")),
     "exists": {p: os.path.exists(p) for p in json.loads(sys.argv[5])},
     "mask_size": os.path.getsize(masks[0]),
+    "answers_listing": os.listdir(masks[-1]),
     "write_package": error(lambda: open(os.path.join(os.path.dirname(masks[0]), "planted"), "w")),
     "write_root": error(lambda: open("/planted", "w")),
     "umount_mask": "allowed" if umount == 0 else errno.errorcode[ctypes.get_errno()],
@@ -82,27 +83,37 @@ os._exit(0)
 
 
 @pytest.fixture(scope="module")
-def inside():
-    """What an isolated process reports, with a listener on the host that it must not reach."""
+def inside(tmp_path_factory):
+    """What an isolated process reports, with a listener on the host that it must not reach.
+    Besides the grader's view it sees a folder under /tmp holding an answer package (masked as
+    a whole) and a visible module."""
     reason = isolation.unavailable()
     if reason:
+        if os.environ.get("GENCOURSE_REQUIRE_SANDBOX") == "1":
+            pytest.fail(f"GENCOURSE_REQUIRE_SANDBOX=1 but the grader's OS sandbox cannot run here: {reason}")
         pytest.skip(f"the grader's OS sandbox cannot run here: {reason}")
     from gencourse.grading.sandbox import interpreter_paths, module_files, read_roots
 
-    masks = module_files(("gencourse.vae", "gencourse.divergences"))
+    extra = tmp_path_factory.mktemp("extra").resolve()
+    (extra / "answers").mkdir()
+    (extra / "answers" / "__init__.py").write_text("SECRET = 1\n")
+    (extra / "visible.py").write_text("VISIBLE = 1\n")
+    masks = [*module_files(("gencourse.vae", "gencourse.divergences")), str(extra / "answers")]
     secret = [
         str(ROOT / "assignments" / "01_vae" / "hidden_tests.py"),
         str(ROOT / "assignments"),
         "/etc/passwd",
-        "/tmp",
+        "/var",
         "/home",
         str(PACKAGE / "grading" / "harness.py"),
         str(Path(sys.prefix) / "lib"),
+        str(extra / "visible.py"),
+        str(extra / "answers" / "__init__.py"),
     ]
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
     port = listener.getsockname()[1]
-    view_roots = list(read_roots())
+    view_roots = [*read_roots(), str(extra)]
     view = isolation.make_view(tuple(view_roots), masks, 1, 1, interpreter_paths())
     done = subprocess.run(
         [sys.executable, "-S", "-c", PROBE, str(MODULE), json.dumps(view_roots), json.dumps(masks), str(port)]
@@ -134,8 +145,17 @@ def test_the_process_sees_only_its_view(inside):
     assert report["cwd"] == isolation.SCRATCH and report["files"] == ["nb.ipynb"]
     assert set(report["root"]) == inside["tops"] | {"dev", "proc", "submission", ".empty"}
     exists = report["exists"]
-    visible = {str(PACKAGE / "grading" / "harness.py"), str(Path(sys.prefix) / "lib")}
-    assert {p for p, seen in exists.items() if seen} == visible  # no assignment, /etc, /tmp, /home
+    visible = {
+        str(PACKAGE / "grading" / "harness.py"),
+        str(Path(sys.prefix) / "lib"),
+        str(extra_file(inside)),
+    }
+    assert {p for p, seen in exists.items() if seen} == visible  # no assignment, /etc, /var, /home
+    assert report["answers_listing"] == []  # the masked package is an empty folder
+
+
+def extra_file(inside) -> str:
+    return next(p for p in inside["secret"] if p.endswith("visible.py"))
 
 
 def test_answer_modules_are_empty_and_cannot_be_unmasked(inside):

@@ -257,10 +257,13 @@ def enter(view: dict[str, Any], files: dict[str, bytes]) -> float:
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    # the sources, held open before the new root's tmpfs is mounted on /tmp (a source under
+    # /tmp would be hidden by it), and bound through /proc/self/fd
+    sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in (*view["binds"], *DEVICES)}
     root = "/tmp"
     _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     for path in view["binds"]:
-        _bind_read_only(libc, path, _make_target(root, path, True))
+        _bind_read_only(libc, f"/proc/self/fd/{sources[path]}", _make_target(root, path, True))
     for link, target in sorted(view["links"].items()):
         if not os.path.lexists(root + link):
             os.makedirs(os.path.dirname(root + link), mode=0o755, exist_ok=True)
@@ -272,7 +275,9 @@ def enter(view: dict[str, Any], files: dict[str, bytes]) -> float:
         else:
             _bind_read_only(libc, empty, root + path)
     for path in DEVICES:
-        _mount(libc, path, _make_target(root, path, False), None, MS_BIND)
+        _mount(libc, f"/proc/self/fd/{sources[path]}", _make_target(root, path, False), None, MS_BIND)
+    for fd in sources.values():
+        os.close(fd)
     scratch = _make_target(root, SCRATCH, True)
     _mount(
         libc,
