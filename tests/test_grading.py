@@ -14,6 +14,10 @@ import json
 import math
 import os
 import shutil
+import socket
+import stat
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +25,29 @@ import pytest
 import torch
 
 from gencourse.grading.assign import fetch_for_colab, find_leaks, generate, normalise_student_notebook
-from gencourse.grading.grader import find_submissions, grade, read_public_tests, written_answers
+from gencourse.grading.grader import (
+    SandboxUnavailable,
+    TamperingError,
+    batch_summary,
+    find_submissions,
+    grade,
+    read_public_tests,
+    safe_name,
+    tree_hashes,
+    written_answers,
+)
 from gencourse.grading.harness import make_audit_hook
+from gencourse.grading.isolation import unavailable
 from gencourse.grading.plain import PlainError, as_array, to_plain, validate
 from gencourse.grading.probes import build, evaluate, mlp, tensor
-from gencourse.grading.sandbox import ForkServer, Limits, check_results
+from gencourse.grading.sandbox import ForkServer, Limits, check_results, read_results_log
 from gencourse.grading.spec import close, find_assignments, load_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "grading_submissions"
 ASSIGNMENTS = [p.name for p in find_assignments(ROOT / "assignments")]
 CANARY = Path("/tmp/gencourse-grading-canary/canary.txt")
-LIMITS = Limits(timeout=20, cell_timeout=8, probe_timeout=3, memory=2**30, file_size=4 * 2**20)
+LIMITS = Limits(timeout=30, cell_timeout=15, probe_timeout=3, memory=2**30, file_size=4 * 2**20)
 SEED = 20260101
 
 # exact scores per question of every fixture (None: graded by hand)
@@ -56,6 +71,16 @@ VAE = {
     "tampers": [0, 0, 0, 0, 0, None],
     "forges_results": [0, 1, 0, 0, 0, None],
     "memory_hog": [2, 1, 2, 1, 2, None],
+    # issue 24: the breaks of the audit-hook sandbox (honest work: q2 only, or everything)
+    "torch_reads_answers": [0, 1, 0, 0, 0, None],
+    "dir_fd_answers": [0, 1, 0, 0, 0, None],
+    "plants_files": [2, 1, 2, 1, 2, None],
+    "tcp_store": [2, 1, 2, 1, 2, None],
+    "memory_access": [2, 1, 2, 1, 2, None],
+    "resets_counter": [2, 1, 2, 1, 2, None],
+    "symlinked": [0, 0, 0, 0, 0, None],
+    "fifo": [0, 0, 0, 0, 0, None],
+    "thousand_cells": [2, 1, 2, 1, 2, None],
 }
 OTHERS = {
     "02_gan": {"solution": [2, 2, 2, 1, None], "student": [0, 0, 0, 0, None], "wrong": [0, 2, 0, 1, None]},
@@ -88,12 +113,62 @@ def _processes_with(marker: str) -> list[str]:
 
 def _submissions(tmp: Path, name: str, fixtures: list[Path]) -> Path:
     folder = tmp / name
-    folder.mkdir()
+    folder.mkdir(parents=True)
     shutil.copy(ROOT / "assignments" / name / f"{name}.ipynb", folder / "solution.ipynb")
     shutil.copy(ROOT / "assignments" / name / "student" / f"{name}.ipynb", folder / "student.ipynb")
     for path in fixtures:
-        shutil.copy(path, folder / path.name)
+        if path.is_symlink():  # break 8: a link to the solution notebook, as handed in
+            (folder / path.name).symlink_to(path.resolve())
+        else:
+            shutil.copy(path, folder / path.name)
+    if name == "01_vae":
+        os.mkfifo(folder / "fifo.ipynb")  # break 9: would block a reader forever
     return folder
+
+
+def _isolation_or_skip() -> None:
+    """Skip, saying why, where the OS sandbox cannot run; fail instead under
+    GENCOURSE_REQUIRE_SANDBOX=1 (as ``make test`` sets it where it installs bubblewrap)."""
+    reason = unavailable()
+    if reason:
+        if os.environ.get("GENCOURSE_REQUIRE_SANDBOX") == "1":
+            pytest.fail(f"GENCOURSE_REQUIRE_SANDBOX=1 but the grader's OS sandbox cannot run here: {reason}")
+        pytest.skip(f"the grader's OS sandbox cannot run here: {reason}")
+
+
+class _Ports:
+    """Break 5's witnesses: a listener on the host's port 29518 (which a submission must not
+    reach) and a thread knocking on port 29517 (where a submission listens) during the batch."""
+
+    def __init__(self) -> None:
+        self.accepted, self.reached, self.stop = [], [], threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 29518))
+        self.listener.settimeout(0.2)
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._accept, self._knock)]
+        for t in self.threads:
+            t.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.accepted.append(self.listener.accept()[1])
+            except OSError:
+                pass
+
+    def _knock(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", 29517), timeout=0.2):
+                    self.reached.append(time.time())
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        self.listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +179,7 @@ def graded(tmp_path_factory):
     The canary lives at a fixed path (the hostile fixtures name it), so two test runs on one
     machine would rewrite it under each other: the fixture holds an exclusive lock beside it
     until the module's tests are done."""
+    _isolation_or_skip()
     tmp = tmp_path_factory.mktemp("grading")
     CANARY.parent.mkdir(exist_ok=True)
     with open(CANARY.parent / "lock", "w") as lock:
@@ -116,18 +192,51 @@ def _grade_all(tmp: Path) -> dict:
     CANARY.write_text("canary\n")
     os.chmod(CANARY, 0o644)
     harness = ROOT / "gencourse" / "grading" / "harness.py"
-    before = {"harness": _sha(harness), "canary": CANARY.stat()}
-    results, outs = {}, {}
-    with pytest.MonkeyPatch.context() as patch, ForkServer() as server:
-        patch.setenv("GENCOURSE_TEST_SECRET", "a variable of the grader's environment")
-        for name in ASSIGNMENTS:
-            folder = _submissions(tmp, name, sorted((FIXTURES / name).glob("*.ipynb")))
-            outs[name] = tmp / f"out_{name}"
+    guarded = [ROOT / "assignments", ROOT / "gencourse"]
+    before = {"harness": _sha(harness), "canary": CANARY.stat(), "trees": [tree_hashes(f) for f in guarded]}
+    results, outs, folders = {}, {}, {}
+    ports = _Ports()
+    started = time.monotonic()
+    try:
+        with pytest.MonkeyPatch.context() as patch, ForkServer() as server:
+            patch.setenv("GENCOURSE_TEST_SECRET", "a variable of the grader's environment")
+            for name in ASSIGNMENTS:
+                folders[name] = _submissions(tmp, name, sorted((FIXTURES / name).glob("*.ipynb")))
+                outs[name] = tmp / f"out_{name}"
+                batch = grade(
+                    ROOT / "assignments" / name,
+                    folders[name],
+                    outs[name],
+                    limits=LIMITS,
+                    seed=SEED,
+                    server=server,
+                )
+                results[name] = {r.student: r for r in batch}
+            # the escape hatch grades trusted work (the solution, a wrong answer) the same way
+            trusted = _submissions(tmp / "trusted", "01_vae", [FIXTURES / "01_vae" / "wrong.ipynb"])
             batch = grade(
-                ROOT / "assignments" / name, folder, outs[name], limits=LIMITS, seed=SEED, server=server
+                ROOT / "assignments" / "01_vae",
+                trusted,
+                tmp / "out_trusted",
+                limits=LIMITS,
+                seed=SEED,
+                server=server,
+                unsafe_no_sandbox=True,
             )
-            results[name] = {r.student: r for r in batch}
-    return {"results": results, "outs": outs, "before": before, "harness": harness}
+            results["unsafe"] = {r.student: r for r in batch}
+    finally:
+        ports.close()
+    return {
+        "results": results,
+        "outs": outs,
+        "folders": folders,
+        "tmp": tmp,
+        "before": before,
+        "after": [tree_hashes(f) for f in guarded],
+        "harness": harness,
+        "ports": ports,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def _scores(result):
@@ -298,6 +407,206 @@ def test_memory_beyond_the_limit_cannot_be_allocated(graded):
 def test_written_answers_reach_the_feedback(graded):
     feedback = (graded["outs"]["01_vae"] / "feedback" / "student.txt").read_text()
     assert "--- q6 ---" in feedback and "Type your answer here" in feedback
+
+
+# --------------------------------------------------------------------------------------------
+# issue 24: the breaks of the audit-hook sandbox, closed by the operating system's sandbox
+
+
+def _planted(graded) -> list[Path]:
+    roots = [graded["tmp"], ROOT / "assignments", ROOT / "gencourse", CANARY.parent]
+    return [p for root in roots for p in root.rglob("planted-by-student*")]
+
+
+def test_every_guarded_file_is_intact_and_nothing_was_planted(graded):
+    assert graded["after"] == graded["before"]["trees"]  # the assignments and the package
+    assert _planted(graded) == []
+    assert CANARY.read_text() == "canary\n"
+    assert "GENCOURSE_INJECTED" not in os.environ
+
+
+def test_break_1_torch_reads_nothing_secret_and_writes_nowhere(graded):
+    result = _vae(graded, "torch_reads_answers")
+    assert result.total == 1 and result.status == "ok"  # q2, computed honestly
+    assert "STOLEN" not in result.outcome.stdout and "PLANTED" not in result.outcome.stdout
+    assert "OVERWROTE" not in result.outcome.stdout and "canary not reached" in result.outcome.stdout
+    out = result.outcome.stdout
+    assert "torch read without an audit event:" in out  # the hook is bypassed: the OS holds
+    assert out.count("not read:") >= 2 and out.count("nothing in") >= 2  # absent; masked modules
+
+
+def test_breaks_2_and_3_dir_fd_reads_nothing_and_injects_nothing(graded):
+    result = _vae(graded, "dir_fd_answers")
+    assert result.total == 1 and result.status == "ok"
+    assert "STOLEN" not in result.outcome.stdout and "INJECTED" not in result.outcome.stdout
+    assert "hidden tests not reached" in result.outcome.stdout
+    assert "dir_fd passed the hook:" in result.outcome.stdout  # the hook is bypassed: the OS holds
+    assert graded["after"] == graded["before"]["trees"]  # hidden_tests.py unchanged
+
+
+def test_break_4_planted_files_and_a_feedback_file_break_nothing(graded):
+    result = _vae(graded, "plants_files")
+    assert result.total == 8 and "PLANTED" not in result.outcome.stdout
+    out = graded["outs"]["01_vae"]
+    assert stat.S_ISDIR((out / "feedback").lstat().st_mode)
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == sorted(f"{s}.txt" for s in VAE)
+    assert sorted(p.name for p in out.iterdir()) == ["feedback", "scores.csv"]
+
+
+def test_break_5_no_network_either_way(graded):
+    result = _vae(graded, "tcp_store")
+    assert result.total == 8
+    assert "CONNECTED" not in result.outcome.stdout and "no connection to the host" in result.outcome.stdout
+    ports = graded["ports"]
+    assert ports.accepted == [] and ports.reached == []  # nothing reached the host, nor came in
+
+
+def test_break_6_memory_writes_and_ctypes_reach_nothing_outside(graded):
+    result = _vae(graded, "memory_access")
+    out = result.outcome.stdout
+    assert result.total == 8
+    assert "refused prefixes now: ()" in out  # the hook WAS defeated: the OS sandbox held
+    assert "LIBC READ" not in out and "LIBC OVERWROTE" not in out and "LIBC CONNECTED" not in out
+    assert graded["ports"].accepted == []
+
+
+def test_break_7_a_reset_file_counter_meets_the_kernels_limit(graded):
+    result = _vae(graded, "resets_counter")
+    assert result.total == 8
+    created = int(result.outcome.stdout.split("CREATED ")[1].split()[0])
+    assert LIMITS.max_files - 20 <= created <= LIMITS.max_files + 16  # the scratch tmpfs's inodes
+
+
+def test_breaks_8_and_9_links_and_fifos_are_refused_without_blocking(graded):
+    for student, reason in (("symlinked", "symbolic link"), ("fifo", "not a regular file")):
+        result = _vae(graded, student)
+        assert result.status == "not gradable" and result.total == 0 and result.outcome is None
+        assert any(reason in n for n in result.notes), result.notes
+
+
+def test_break_10_a_correct_notebook_of_1000_cells_scores_full_marks(graded):
+    result = _vae(graded, "thousand_cells")
+    assert result.status == "ok" and result.total == 8, _messages(result)
+    assert len(result.outcome.results["cells"]) == 1000
+
+
+def test_the_sandbox_is_timed_and_cheap(graded):
+    runs = [r for r in graded["results"]["01_vae"].values() if r.outcome and r.outcome.results]
+    setup = [
+        r.outcome.results["seconds"]["isolation"] for r in runs if "isolation" in r.outcome.results["seconds"]
+    ]
+    assert len(setup) >= 15 and max(setup) < 1.0, setup
+    summary = batch_summary(runs)
+    assert "isolation overhead per submission" in summary
+    print(summary, f"(module batch: {graded['seconds']:.0f} s)")
+
+
+def test_unsafe_no_sandbox_grades_trusted_work_alike(graded):
+    unsafe = graded["results"]["unsafe"]
+    for student in ("solution", "student", "wrong"):
+        assert _scores(unsafe[student]) == VAE[student]
+        assert "isolation" in unsafe[student].outcome.results["seconds"]
+        assert unsafe[student].outcome.results["seconds"]["isolation"] == 0.0
+
+
+def test_no_sandbox_no_grading_unless_asked(tmp_path, monkeypatch):
+    from gencourse.grading import __main__ as cli
+    from gencourse.grading import isolation
+
+    monkeypatch.setattr(isolation, "_UNAVAILABLE", ["user namespaces are disabled (a test)"])
+    (tmp_path / "subs").mkdir()
+    with pytest.raises(SandboxUnavailable, match="--unsafe-no-sandbox"):
+        grade(ROOT / "assignments" / "01_vae", tmp_path / "subs", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert (
+        cli.main(
+            [
+                "grade",
+                str(ROOT / "assignments" / "01_vae"),
+                str(tmp_path / "subs"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+
+
+class _TamperingServer:
+    """A stand-in fork server whose 'submission' changes the assignment folder."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def run(self, request, timeout, timing=None):
+        with open(self.target, "a") as f:
+            f.write("\n# changed during grading\n")
+        return 0
+
+
+def test_a_changed_assignment_folder_is_reported_as_tampering(tmp_path):
+    assignment = tmp_path / "01_vae"
+    shutil.copytree(ROOT / "assignments" / "01_vae", assignment)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "01_vae" / "wrong.ipynb", subs / "a.ipynb")
+    server = _TamperingServer(assignment / "hidden_tests.py")
+    with pytest.raises(TamperingError, match="hidden_tests.py") as info:
+        grade(assignment, subs, tmp_path / "out", server=server, unsafe_no_sandbox=True)
+    assert [r.student for r in info.value.results] == ["a"]
+    assert "hidden_tests.py" in (tmp_path / "out" / "TAMPERING.txt").read_text()
+
+
+def test_names_are_made_safe():
+    assert safe_name("=HYPERLINK(x)") == "_HYPERLINK_x_"
+    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
+    assert safe_name("...") == "student" and len(safe_name("a" * 500)) == 80
+
+
+def test_results_log_folds_events_and_skips_broken_lines():
+    log = b"\n".join(
+        [
+            b'{"token": "t"}',
+            b'{"cell": 0, "error": "ended"}',
+            b'{"cell": 0, "error": null}',
+            b'{"probe": "q1:0", "value": {"kind": "number", "value": 1}}',
+            b'{"public": "q1", "passed": 1, "failed": []}',
+            b'{"done": true}',
+            b'{"probe": "q1:1", "val',
+        ]
+    )
+    obj, problems = read_results_log(log)
+    assert obj["cells"] == [{"cell": 0, "error": None}] and obj["done"] and obj["token"] == "t"
+    assert problems == ["1 malformed line(s) of the results were ignored"]
+    clean, more = check_results(obj, "t", {"q1:0"}, {"q1"})
+    assert clean["probes"]["q1:0"] == {"kind": "number", "value": 1} and clean["public"]["q1"]["passed"] == 1
+
+
+def test_a_batch_of_30_on_two_workers_gets_every_expected_score(tmp_path):
+    _isolation_or_skip()
+    kinds = {
+        "solution": (ROOT / "assignments" / "01_vae" / "01_vae.ipynb", VAE["solution"]),
+        "student": (ROOT / "assignments" / "01_vae" / "student" / "01_vae.ipynb", VAE["student"]),
+        "wrong": (FIXTURES / "01_vae" / "wrong.ipynb", VAE["wrong"]),
+        "raises": (FIXTURES / "01_vae" / "raises.ipynb", VAE["raises"]),
+        "tampers": (FIXTURES / "01_vae" / "tampers.ipynb", VAE["tampers"]),
+        "dir_fd_answers": (FIXTURES / "01_vae" / "dir_fd_answers.ipynb", VAE["dir_fd_answers"]),
+    }
+    subs, expected = tmp_path / "subs", {}
+    subs.mkdir()
+    for i in range(30):
+        kind = list(kinds)[i % len(kinds)]
+        shutil.copy(kinds[kind][0], subs / f"s{i:02d}_{kind}.ipynb")
+        expected[f"s{i:02d}_{kind}"] = kinds[kind][1]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "feedback").write_text("a file where the feedback folder goes")
+    started = time.monotonic()
+    results = grade(ROOT / "assignments" / "01_vae", subs, out, workers=2, limits=LIMITS, seed=SEED)
+    seconds = time.monotonic() - started
+    assert {r.student: _scores(r) for r in results} == expected
+    assert len(list((out / "feedback").iterdir())) == 30
+    print(f"30 submissions on 2 workers: {seconds:.1f} s; {batch_summary(results)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,9 +13,11 @@ where student code ran:
 
 1. the grader (this process) reads each notebook as JSON, draws *probes* (inputs for the
    student's functions, fixed public ones and hidden random ones from a fresh seed), and runs the
-   notebook in a separate sandboxed process (:mod:`~gencourse.grading.harness`,
-   :mod:`~gencourse.grading.sandbox`) with time and memory limits and an audit hook that keeps it
-   away from the solutions, the hidden tests and the grader's files;
+   notebook in a separate process inside an operating-system sandbox
+   (:mod:`~gencourse.grading.isolation`: new user, mount, PID and network namespaces and a root
+   file system without the solutions, the hidden tests, the answer modules and the grader's
+   files; :mod:`~gencourse.grading.harness`, :mod:`~gencourse.grading.sandbox`) with time and
+   memory limits;
 2. that process calls the student's functions on the probes and converts what they return to
    *plain data* (numbers, nested lists, strings) by explicit rules (:mod:`~gencourse.grading.plain`);
 3. the grader validates that data strictly and compares it with the references it computes

@@ -11,8 +11,14 @@ points when all its probes pass and zero otherwise, with a message saying why. T
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
+import io
 import json
+import os
 import re
+import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,28 +82,67 @@ class SubmissionResult:
 # reading submissions (as data only)
 
 
+def safe_name(name: str) -> str:
+    """A student's name as it may appear in the CSV and in a feedback file's name: letters,
+    digits, ``._-`` only, no leading dot or dash (no hidden files, no spreadsheet formulas), at
+    most 80 characters."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80].lstrip(".-")
+    return safe or "student"
+
+
 def find_submissions(folder: str | Path) -> list[tuple[str, Path]]:
-    """The submissions in ``folder``: each ``*.ipynb`` file (the student is its stem) and each
-    sub-folder holding exactly one ``*.ipynb`` (the student is the folder's name)."""
+    """The submissions in ``folder``: each entry named ``*.ipynb`` (the student is its stem) and
+    each real sub-folder holding exactly one entry named ``*.ipynb`` (the student is the
+    folder's name), with names made safe (:func:`safe_name`) and unique. Nothing is followed or
+    opened here: an entry that is not a regular file (a symbolic link, a FIFO, a device) is
+    listed and then refused by :func:`read_submission`, so that its student sees why."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder of submissions")
     found: list[tuple[str, Path]] = []
     for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix == ".ipynb":
-            found.append((entry.stem, entry))
-        elif entry.is_dir() and not entry.name.startswith("."):
-            notebooks = sorted(entry.glob("*.ipynb"))
+        mode = entry.lstat().st_mode
+        if entry.name.endswith(".ipynb") and not stat.S_ISDIR(mode):
+            found.append((entry.name[: -len(".ipynb")], entry))
+        elif stat.S_ISDIR(mode) and not entry.name.startswith("."):
+            notebooks = sorted(p for p in entry.iterdir() if p.name.endswith(".ipynb"))
             if len(notebooks) == 1:
                 found.append((entry.name, notebooks[0]))
     ids, unique = set(), []
     for student, path in found:
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", student) or "student"
+        safe = safe_name(student)
         while safe in ids:
             safe += "_"
         ids.add(safe)
         unique.append((safe, path))
     return unique
+
+
+def read_submission(path: Path) -> tuple[bytes | None, str | None]:
+    """The bytes of a submission, or ``None`` and why it cannot be read: only a regular file
+    (never through a symbolic link, never a FIFO or a device, which could block the batch) of at
+    most ``MAX_NOTEBOOK_BYTES``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "the submission is a symbolic link (hand in the notebook itself)"
+        return None, f"the file could not be read ({exc.strerror})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "the submission is not a regular file"
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            return None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_NOTEBOOK_BYTES:
+                return None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
+        return b"".join(chunks), None
+    finally:
+        os.close(fd)
 
 
 def _text(source: Any) -> str | None:
@@ -108,13 +153,11 @@ def _text(source: Any) -> str | None:
     return None
 
 
-def read_notebook(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """The notebook at ``path`` as a dict, or ``None`` and the reason it is not a notebook."""
+def read_notebook(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The notebook in ``raw`` as a dict, or ``None`` and the reason it is not a notebook."""
     try:
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            return None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
-        nb = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        nb = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         return None, f"the file could not be read ({exc})"
     except (ValueError, RecursionError):
         return None, "the file is not valid JSON (is it a notebook saved by Jupyter?)"
@@ -243,9 +286,13 @@ def grade_submission(
     public_tests: dict[str, list[str]],
     deny: tuple[Path, ...],
     server: ForkServer,
+    isolated: bool = True,
 ) -> SubmissionResult:
     """Grade one submission (see the module's docstring)."""
-    nb, problem = read_notebook(path)
+    raw, problem = read_submission(path)
+    nb = None
+    if raw is not None:
+        nb, problem = read_notebook(raw)
     cells: list[str] = []
     if nb is not None:
         cells, problem = code_cells(nb)
@@ -272,7 +319,8 @@ def grade_submission(
             preload=assignment.preload,
             deny=deny,
             questions={q.name for q in assignment.questions},
-            files={f"{assignment.name}.ipynb": path.read_bytes()},
+            files={f"{assignment.name}.ipynb": raw},
+            isolated=isolated,
         )
     except RuntimeError as exc:  # the grader's own failure: say so, do not blame the student
         result = SubmissionResult(student, path, "grader error", _zero(assignment, f"grader error: {exc}"))
@@ -356,20 +404,105 @@ def feedback_text(assignment: Assignment, result: SubmissionResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Write ``path`` afresh: whatever is there (a planted symbolic link, a FIFO) is removed,
+    and the new file is created without following links."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def prepare_output(out: Path) -> Path:
+    """Create ``out`` and ``out/feedback`` before the batch; a ``feedback`` that is not a real
+    folder (a file or a link planted there) is moved aside. Returns the feedback folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    feedback = out / "feedback"
+    try:
+        if not stat.S_ISDIR(feedback.lstat().st_mode):
+            feedback.rename(out / f"feedback.not-a-folder-{int(time.time())}")
+    except FileNotFoundError:
+        pass
+    feedback.mkdir(exist_ok=True)
+    return feedback
+
+
 def write_reports(assignment: Assignment, results: list[SubmissionResult], out: Path) -> None:
     """``scores.csv`` and ``feedback/<student>.txt`` in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    feedback = prepare_output(out)
     names = [q.name for q in assignment.questions]
-    with open(out / "scores.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", *names, "total", "possible", "status"])
-        for r in results:
-            scores = ["" if r.score(n) is None else _points(r.score(n)) for n in names]
-            writer.writerow([r.student, *scores, _points(r.total), _points(r.possible), r.status])
-    feedback = out / "feedback"
-    feedback.mkdir(exist_ok=True)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["student", *names, "total", "possible", "status"])
     for r in results:
-        (feedback / f"{r.student}.txt").write_text(feedback_text(assignment, r), encoding="utf-8")
+        scores = ["" if r.score(n) is None else _points(r.score(n)) for n in names]
+        writer.writerow([r.student, *scores, _points(r.total), _points(r.possible), r.status])
+    _write_text(out / "scores.csv", table.getvalue())
+    for r in results:
+        _write_text(feedback / f"{safe_name(r.student)}.txt", feedback_text(assignment, r))
+
+
+class SandboxUnavailable(RuntimeError):
+    """The operating system's sandbox cannot run here, and grading without it was not asked for."""
+
+
+class TamperingError(RuntimeError):
+    """Files that grading must not change (the assignment folder, the course package) changed
+    during the batch. ``results`` holds the batch's results (reported, but not to be trusted)."""
+
+    def __init__(self, message: str, results: list[SubmissionResult]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every regular file under ``folder`` (links and other entries by their kind and
+    target), keyed by relative path; ``__pycache__`` folders are skipped."""
+    hashes: dict[str, str] = {}
+    for directory, subdirs, names in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        for name in (*names, *[d for d in subdirs if os.path.islink(os.path.join(directory, d))]):
+            path = os.path.join(directory, name)
+            key = os.path.relpath(path, folder)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as f:
+                    hashes[key] = hashlib.sha256(f.read()).hexdigest()
+            elif stat.S_ISLNK(info.st_mode):
+                hashes[key] = "link to " + os.readlink(path)
+            else:
+                hashes[key] = f"mode {info.st_mode:o}"
+    return hashes
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The paths added, removed or changed between two :func:`tree_hashes`."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def batch_summary(results: list[SubmissionResult]) -> str:
+    """One line on the isolation's cost: the set-up of each submission's sandbox (measured in
+    the process) and the rest of the per-submission overhead (the process's life from its fork
+    to its exit as the fork server saw it, minus the time from its start to the end of its work
+    as it measured it: the fork, the exit and the teardown of its namespaces)."""
+    setup, rest = [], []
+    for r in results:
+        seconds = (r.outcome.results or {}).get("seconds", {}) if r.outcome else {}
+        if "isolation" in seconds and "public" in seconds and r.outcome.process_seconds is not None:
+            setup.append(seconds["isolation"])
+            rest.append(max(0.0, r.outcome.process_seconds - seconds["public"]))
+    if not setup:
+        return "isolation overhead: no complete run to measure"
+    total = [a + b for a, b in zip(setup, rest, strict=True)]
+    return (
+        f"isolation overhead per submission over {len(setup)} complete runs: sandbox set-up "
+        f"mean {np.mean(setup):.3f} s (max {np.max(setup):.3f} s); fork, exit and teardown "
+        f"mean {np.mean(rest):.3f} s (max {np.max(rest):.3f} s); total mean {np.mean(total):.3f} s (max {np.max(total):.3f} s)"
+    )
 
 
 def grade(
@@ -382,6 +515,7 @@ def grade(
     seed: int | None = None,
     budget: str = "ci",
     server: ForkServer | None = None,
+    unsafe_no_sandbox: bool = False,
 ) -> list[SubmissionResult]:
     """Grade every submission in ``submissions_dir`` against the assignment in
     ``assignment_dir``, ``workers`` at a time, and write the reports to ``out_dir``.
@@ -389,8 +523,28 @@ def grade(
     ``seed`` fixes the hidden probes (for reproducing a grading run); by default they are drawn
     from fresh entropy, so that they differ at every run. ``budget`` is the
     ``GENCOURSE_BUDGET`` level at which notebooks run.
+
+    Each submission runs in the operating system's sandbox (:mod:`gencourse.grading.isolation`);
+    if it cannot run here, :class:`SandboxUnavailable` is raised before anything is graded,
+    unless ``unsafe_no_sandbox`` (only for trusted work: then only the audit hook guards the
+    machine). The hidden tests and references are loaded before any submission runs; the
+    assignment folder and the course package are hashed before the batch and checked after it,
+    and a change raises :class:`TamperingError` (after the reports are written).
     """
+    if not unsafe_no_sandbox:
+        from gencourse.grading.isolation import unavailable
+
+        reason = unavailable()
+        if reason:
+            raise SandboxUnavailable(
+                f"{reason}. The grader refuses to run untrusted submissions without its sandbox; "
+                "pass --unsafe-no-sandbox (unsafe_no_sandbox=True) to grade trusted work without it."
+            )
     assignment = load_assignment(assignment_dir)
+    import gencourse
+
+    guarded = {"assignment": assignment.folder, "package": Path(gencourse.__file__).resolve().parent}
+    before = {name: tree_hashes(folder) for name, folder in guarded.items()}
     limits = limits or Limits()
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -399,6 +553,7 @@ def grade(
         read_public_tests(assignment.student_notebook) if assignment.student_notebook.exists() else {}
     )
     out = Path(out_dir)
+    prepare_output(out)
     deny = (assignment.folder.parent, Path(submissions_dir).resolve(), out.resolve())
     env = {**GRADING_ENV, "GENCOURSE_BUDGET": budget}
     seeds = np.random.SeedSequence(seed).spawn(len(submissions))
@@ -407,7 +562,16 @@ def grade(
         def one(item: tuple[int, tuple[str, Path]]) -> SubmissionResult:
             i, (student, path) = item
             return grade_submission(
-                assignment, student, path, seeds[i], limits, env, public_tests, deny, server
+                assignment,
+                student,
+                path,
+                seeds[i],
+                limits,
+                env,
+                public_tests,
+                deny,
+                server,
+                isolated=not unsafe_no_sandbox,
             )
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -419,4 +583,10 @@ def grade(
     else:
         results = run_all(server)
     write_reports(assignment, results, out)
+    changed = {name: changed_files(before[name], tree_hashes(folder)) for name, folder in guarded.items()}
+    if any(changed.values()):
+        lines = [f"{guarded[name] / path}" for name, paths in changed.items() for path in paths]
+        message = "TAMPERING: files changed during grading:\n" + "\n".join(lines[:50])
+        _write_text(out / "TAMPERING.txt", message + "\n")
+        raise TamperingError(message, results)
     return results

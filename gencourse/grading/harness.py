@@ -4,25 +4,28 @@
 for one submission. Before any student code runs it
 
 1. becomes the leader of a new session (so the grader can kill it with everything it started),
-   sets resource limits (address space, CPU time, file size, open files, and a coarse limit on
-   processes; hard = soft, so they cannot be raised), sends stdout and stderr to files and closes
-   every other descriptor;
-2. moves into the sandbox folder (a fresh folder holding a copy of the notebook), keeps only a
-   few environment variables, and points ``HOME``, ``TMPDIR`` and the caches there;
-3. installs an *audit hook* (:pep:`578`), which Python offers no way to remove, that refuses:
-   opening files outside the sandbox and the Python installation (so the assignment's sources,
-   solutions, hidden tests and the grader's files cannot be read), writing, deleting, renaming or
-   re-permissioning anything outside the sandbox, symbolic and hard links, starting processes
-   (subprocess, ``os.system``, fork, exec, spawn), signals to other processes, sockets, ``ctypes``,
-   building code objects, the garbage collector's object lists, trace and profile functions, new
-   audit hooks, raising resource limits, and importing the package modules that hold the answers.
-   The hook keeps all its state in closure variables bound when it is created (no global or
-   builtin name is looked up when it runs), so patching modules or builtins does not change it.
+   sends stdout and stderr to files, takes the results file as descriptor 3, and closes every
+   other descriptor;
+2. enters the operating system's sandbox (:func:`gencourse.grading.isolation.enter`: new
+   namespaces, a root file system holding only the Python installation, the course package
+   without the answer modules and its scratch folder), unless the instructor asked for
+   ``--unsafe-no-sandbox``;
+3. sets resource limits (address space, CPU time, file size, open files, processes; hard =
+   soft, so they cannot be raised), moves into its scratch folder, keeps only a few environment
+   variables, and points ``HOME``, ``TMPDIR`` and the caches there;
+4. installs an *audit hook* (:pep:`578`) as a second layer, which refuses opening files outside
+   the view, writing outside the scratch folder, links, starting processes, signals, sockets,
+   ``ctypes``, building code objects, the garbage collector's object lists, trace functions,
+   new audit hooks, raising limits and importing the answers' modules. CPython's documentation
+   says that audit hooks are no sandbox, and the test suite has notebooks that defeat this one
+   (torch's C++ file I/O, ``dir_fd``, memory writes through NumPy's array interface): the
+   boundary is the operating system's sandbox; the hook only gives clearer messages and makes
+   the common attempts fail early.
 
 It then executes the notebook's code cells, each in ``try/except BaseException`` with a time limit
 (``sys.exit`` or an exception ends one cell, not the run), calls the student's functions on the
 grader's probe inputs (:func:`gencourse.grading.probes.evaluate`, each with a time limit), and
-writes the plain results to a file in the sandbox after every question. The grader trusts none of
+writes each plain result as a line to descriptor 3 as soon as it has it. The grader trusts none of
 it: it validates the file and judges the values itself.
 """
 
@@ -119,6 +122,7 @@ REFUSED_PREFIXES = (
 REFUSED_IMPORTS = ("_posixsubprocess", "_ctypes", "ctypes")
 
 
+RESULTS_FD = 3
 ENDED_IN_CELL = "the process ended while this cell ran (os._exit, a signal, a crash or the time limit)"
 
 
@@ -308,7 +312,7 @@ def make_audit_hook(
 # process set-up
 
 
-def _set_limits(limits: dict[str, Any]) -> None:
+def _set_limits(limits: dict[str, Any], isolated: bool) -> None:
     """Resource limits with hard = soft (a process may lower, never raise, its hard limits)."""
 
     def cap(which: int, value: int) -> None:
@@ -327,24 +331,28 @@ def _set_limits(limits: dict[str, Any]) -> None:
     cap(resource.RLIMIT_FSIZE, int(limits["file_size"]))
     cap(resource.RLIMIT_CORE, 0)
     cap(resource.RLIMIT_NOFILE, 256)
-    # RLIMIT_NPROC counts all the user's processes and threads (and root ignores it): only a
-    # coarse backstop here, since the audit hook refuses starting processes and the grader kills
-    # the process group
-    if hasattr(resource, "RLIMIT_NPROC") and os.getuid() != 0:
-        if resource.getrlimit(resource.RLIMIT_NPROC)[0] == resource.RLIM_INFINITY:
+    # RLIMIT_NPROC counts processes and threads per user: in the isolated process it counts those
+    # of its own user namespace, which even its root cannot exceed (the kernel checks
+    # CAP_SYS_RESOURCE in the initial namespace); without isolation root ignores it
+    if hasattr(resource, "RLIMIT_NPROC"):
+        if isolated:
+            cap(resource.RLIMIT_NPROC, int(limits["processes"]))
+        elif os.getuid() != 0 and resource.getrlimit(resource.RLIMIT_NPROC)[0] == resource.RLIM_INFINITY:
             cap(resource.RLIMIT_NPROC, 4096)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail instead of killing
 
 
-def _redirect_output(stdout_path: str, stderr_path: str) -> None:
-    """Send fd 1 and 2 to the capture files, fd 0 to /dev/null, and close every other fd."""
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(err, 2)
-    os.closerange(3, 1 << 16)
+def _redirect_output(stdout_path: str, stderr_path: str, results_path: str) -> None:
+    """Send fd 1 and 2 to the capture files, fd 0 to /dev/null, fd ``RESULTS_FD`` to the
+    results file (all made by the grader for this run), and close every other fd."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+    fds = [os.open(os.devnull, os.O_RDONLY)] + [
+        os.open(p, flags) for p in (stdout_path, stderr_path, results_path)
+    ]
+    moved = [os.dup(fd) for fd in fds]  # above 0..3, so that dup2 below cannot clobber one
+    for target, fd in enumerate(moved):
+        os.dup2(fd, target)
+    os.closerange(RESULTS_FD + 1, 1 << 16)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
     sys.stdout = open(1, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")  # noqa: SIM115
@@ -420,25 +428,29 @@ def _describe_exception(exc: BaseException) -> str:
 
 
 class _Results:
-    """The results file, rewritten (atomically, inside the sandbox) after each step."""
+    """The results channel: one JSON line per event (a cell started or ended, a probe's value,
+    a question's public tests, the timings, the end), appended to descriptor ``RESULTS_FD``, a
+    file that the process opened before it entered its sandbox. Nothing is written in the
+    submission's folder, so these writes never count against its limits (a notebook of 1,000
+    cells writes 2,000 short lines to one file)."""
 
-    def __init__(self, path: str, token: str) -> None:
-        self.path, self.data = path, {"token": token, "cells": [], "probes": {}, "public": {}, "done": False}
+    def __init__(self, fd: int, token: str) -> None:
+        self.fd, self.token, self.failed = fd, token, False
+        self.emit({"token": token})
 
-    def write(self) -> None:
-        text = json.dumps(self.data, allow_nan=False)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, self.path)
+    def emit(self, event: dict[str, Any]) -> None:
+        data = (json.dumps(event, allow_nan=False) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except OSError:  # the file reached its size limit: the grader reads what was written
+            self.failed = True
 
 
 def _run_cells(cells: list[str], ns: dict[str, Any], results: _Results, timeout: float) -> None:
     for index, source in enumerate(cells):
-        entry: dict[str, Any] = {"cell": index, "error": ENDED_IN_CELL}
-        results.data["cells"].append(entry)
-        results.write()
-        entry["error"] = None
+        results.emit({"cell": index, "error": ENDED_IN_CELL})
+        entry: dict[str, Any] = {"cell": index, "error": None}
         try:
             try:
                 code = compile(source, f"<cell {index + 1}>", "exec")
@@ -453,8 +465,8 @@ def _run_cells(cells: list[str], ns: dict[str, Any], results: _Results, timeout:
             entry["error"] = f"time limit: the cell ran for more than {timeout:g} s and was stopped"
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, anything: one cell, not the run
             entry["error"] = _describe_exception(exc)
+        results.emit(entry)
         _reset_streams()
-    results.write()
 
 
 def _reset_streams() -> None:
@@ -481,8 +493,6 @@ def _run_probes(
     slow: set[str] = set()
     stuck: set[str] = set()
     for probe in probes:
-        if probe["question"] != question and question is not None:
-            results.write()
         question = probe["question"]
         target = probe["target"]
         if target not in ns:
@@ -505,9 +515,8 @@ def _run_probes(
                     value = raised(exc)
                 except BaseException:
                     value = error("raised an exception that cannot be described")
-        results.data["probes"][probe["id"]] = value
+        results.emit({"probe": probe["id"], "value": value})
         _reset_streams()
-    results.write()
     return stuck
 
 
@@ -543,10 +552,7 @@ def _run_public_tests(
     time) are not run."""
     for question, cases in tests.items():
         if question in skip:
-            results.data["public"][question] = {
-                "passed": 0,
-                "failed": ["not run: a function ran out of time"],
-            }
+            results.emit({"public": question, "passed": 0, "failed": ["not run: a function ran out of time"]})
             continue
         failures = []
         for index, case in enumerate(cases):
@@ -560,24 +566,34 @@ def _run_public_tests(
                 failures.append("time limit")
             except BaseException as exc:
                 failures.append(_describe_exception(exc)[:300])
-        results.data["public"][question] = {"passed": len(cases) - len(failures), "failed": failures}
+        results.emit({"public": question, "passed": len(cases) - len(failures), "failed": failures})
         _reset_streams()
-    results.write()
 
 
 def run_child(request: dict[str, Any]) -> None:
-    """Entry point of the sandboxed process (see the module's docstring); never returns."""
+    """Entry point of the submission's process (see the module's docstring); never returns."""
     t0 = time.monotonic()
     try:
         os.setsid()
     except OSError:
         pass
     try:
-        _redirect_output(request["stdout"], request["stderr"])
+        _redirect_output(request["stdout"], request["stderr"], request["results"])
         _STREAMS[:] = [sys.stdout, sys.stderr]
-        _set_limits(request["limits"])
         with open(request["plan"], encoding="utf-8") as f:
             plan = json.load(f)
+        request.clear()  # the grader's paths are no business of the notebook
+        view = plan.pop("view", None)
+        isolation_seconds = 0.0
+        if view is not None:
+            import base64
+
+            from gencourse.grading.isolation import enter
+
+            files = {name: base64.b64decode(data) for name, data in plan.pop("files").items()}
+            isolation_seconds = enter(view, files)  # from here on: PID 1 of a new namespace
+            del files, view
+        _set_limits(plan["limits"], isolated=bool(plan["isolated"]))
         sandbox = plan["sandbox"]
         read_roots = tuple(plan["read_roots"])
         _prepare_environment(sandbox, plan["env"], read_roots)
@@ -594,7 +610,7 @@ def run_child(request: dict[str, Any]) -> None:
 
         forbidden = tuple(plan["forbidden_modules"])
         _stub_modules(forbidden)
-        results = _Results(os.path.join(sandbox, plan["results_name"]), plan["token"])
+        results = _Results(RESULTS_FD, plan["token"])
         signal.signal(signal.SIGALRM, _on_alarm)
         main = types.ModuleType("__main__")
         main.__dict__["__builtins__"] = builtins
@@ -604,7 +620,8 @@ def run_child(request: dict[str, Any]) -> None:
                 sandbox, read_roots, tuple(plan["deny_roots"]), forbidden, int(plan["limits"]["max_files"])
             )
         )
-        seconds = results.data["seconds"] = {"setup": round(time.monotonic() - t0, 3)}
+        seconds = {"isolation": round(isolation_seconds, 4), "setup": round(time.monotonic() - t0, 3)}
+        results.emit({"seconds": seconds})
         _run_cells(plan["cells"], main.__dict__, results, plan["limits"]["cell_timeout"])
         seconds["cells"] = round(time.monotonic() - t0, 3)
         stuck = _run_probes(plan["probes"], main.__dict__, results, plan["limits"]["probe_timeout"])
@@ -613,8 +630,8 @@ def run_child(request: dict[str, Any]) -> None:
             plan["public_tests"], main.__dict__, results, plan["limits"]["probe_timeout"], stuck
         )
         seconds["public"] = round(time.monotonic() - t0, 3)
-        results.data["done"] = True
-        results.write()
+        results.emit({"seconds": seconds})
+        results.emit({"done": True})
     except BaseException as exc:
         try:
             os.write(2, f"\n[grader] the grading harness stopped: {_describe_exception(exc)}\n".encode())

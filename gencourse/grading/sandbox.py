@@ -13,6 +13,7 @@ the process limits itself (``RLIMIT_FSIZE``), and the grader reads only an excer
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import itertools
 import json
@@ -46,6 +47,7 @@ PRELOAD = (  # imported once by the fork server: what notebooks and probes use, 
     "gencourse.nets",
     "gencourse.grading.plain",
     "gencourse.grading.probes",
+    "gencourse.grading.isolation",
 )
 MAX_RESULTS_BYTES = 32 * 2**20
 EXCERPT_CHARS = 3_000
@@ -65,6 +67,8 @@ class Limits:
     file_size: int = 16 * 2**20
     max_files: int = 500
     threads: int = 1
+    processes: int = 64
+    scratch_bytes: int = 256 * 2**20
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,13 +78,16 @@ class Limits:
             "max_files": self.max_files,
             "cell_timeout": self.cell_timeout,
             "probe_timeout": self.probe_timeout,
+            "processes": self.processes,
         }
 
 
 @dataclass
 class Outcome:
     """What one run produced: the validated ``results`` (or ``None``) and the ``problems`` met
-    reading them, whether it ran out of time, its exit code and excerpts of its output."""
+    reading them, whether it ran out of time, its exit code and excerpts of its output, the
+    run's wall-clock seconds (from the request, including a first start of the fork server) and
+    the process's own (from its fork to its exit)."""
 
     results: dict[str, Any] | None
     problems: list[str] = field(default_factory=list)
@@ -89,6 +96,7 @@ class Outcome:
     stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0
+    process_seconds: float | None = None  # from the fork to the exit, as the server saw them
 
 
 def _real(path: str | Path) -> str:
@@ -108,13 +116,27 @@ def read_roots() -> tuple[str, ...]:
     return tuple(sorted({_real(r) for r in roots if r and _real(r) != "/"}))
 
 
+def interpreter_paths() -> tuple[str, ...]:
+    """The paths by which the interpreter knows its installation and the course package (not
+    resolved: a virtual environment may be reached through a symbolic link)."""
+    import gencourse
+
+    paths = sysconfig.get_paths()
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(gencourse.__file__).parent)}
+    found |= {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    found |= {p for p in sys.path if p.startswith("/")}
+    return tuple(sorted(p for p in found if p and p != "/"))
+
+
 def module_files(modules: tuple[str, ...]) -> tuple[str, ...]:
-    """The source and bytecode files of ``modules`` (so that they cannot be read and executed)."""
+    """The source and bytecode files of ``modules`` (so that they cannot be read and executed),
+    and the folder of a module that is a package."""
     files = []
     for name in modules:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.origin:
             continue
+        files += [_real(p) for p in spec.submodule_search_locations or ()]
         files.append(_real(spec.origin))
         if spec.origin.endswith(".py"):
             files.append(_real(importlib.util.cache_from_source(spec.origin)))
@@ -191,8 +213,12 @@ class ForkServer:
         except queue.Empty:
             return {"timeout": True}
 
-    def run(self, request: dict[str, Any], timeout: float) -> int | None:
-        """Run one request; return the exit code, or ``None`` if it ran out of time."""
+    def run(
+        self, request: dict[str, Any], timeout: float, timing: dict[str, float] | None = None
+    ) -> int | None:
+        """Run one request; return the exit code, or ``None`` if it ran out of time. ``timing``
+        receives the monotonic times at which the process was forked and was reaped."""
+        timing = {} if timing is None else timing
         key = next(self._ids)
         self._waiting[key] = queue.Queue()
         try:
@@ -204,6 +230,7 @@ class ForkServer:
             if "pid" not in started:
                 raise RuntimeError("the grading fork server stopped")
             pid = started["pid"]
+            timing["forked"] = time.monotonic()
             try:
                 ended = self._get(key, timeout)
                 if "timeout" in ended:
@@ -212,6 +239,7 @@ class ForkServer:
                     return None
                 if "dead" in ended:
                     raise RuntimeError("the grading fork server stopped")
+                timing["ended"] = time.monotonic()
                 return ended["exit"]
             finally:
                 _kill_group(pid)  # whatever the submission left running
@@ -268,9 +296,9 @@ def _excerpt(path: Path, chars: int = EXCERPT_CHARS) -> str:
         return ""
 
 
-def _read_json_file(path: Path) -> tuple[Any, str | None]:
-    """Parse a file that the submission's process may have forged: no symlinks, no FIFOs, no
-    more than ``MAX_RESULTS_BYTES``."""
+def _read_bounded(path: Path) -> tuple[bytes | None, str | None]:
+    """The bytes of a file that the submission's process wrote: no symlinks, no FIFOs, no more
+    than ``MAX_RESULTS_BYTES``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -291,10 +319,49 @@ def _read_json_file(path: Path) -> tuple[Any, str | None]:
                 return None, "the results file is too large"
     finally:
         os.close(fd)
-    try:
-        return json.loads(b"".join(chunks).decode("utf-8")), None
-    except (ValueError, RecursionError, UnicodeDecodeError):
-        return None, "the results file is not valid JSON"
+    return b"".join(chunks), None
+
+
+def read_results_log(data: bytes) -> tuple[Any, list[str]]:
+    """Fold the harness's results log (one JSON object per line: ``{"token"}`` first, then
+    ``{"cell", "error"}``, ``{"probe", "value"}``, ``{"public", "passed", "failed"}``,
+    ``{"seconds"}``, ``{"done"}``; a later line for the same cell, probe or question replaces an
+    earlier one) into the object that :func:`check_results` validates. Lines that are not JSON
+    (a run killed mid-line) are skipped and counted."""
+    obj: dict[str, Any] = {"token": None, "cells": [], "probes": {}, "public": {}, "done": False}
+    cells: dict[int, dict[str, Any]] = {}
+    problems: list[str] = []
+    skipped = 0
+    for index, line in enumerate(data.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError, UnicodeDecodeError):
+            skipped += 1
+            continue
+        if type(event) is not dict:
+            skipped += 1
+            continue
+        if index == 0:
+            obj["token"] = event.get("token")
+        elif "cell" in event:
+            if len(cells) < MAX_CELLS or event["cell"] in cells:
+                cells[event["cell"] if type(event["cell"]) is int else -1] = event
+        elif "probe" in event and type(event["probe"]) is str:
+            obj["probes"][event["probe"]] = event.get("value")
+        elif "public" in event and type(event["public"]) is str:
+            obj["public"][event["public"]] = event
+        elif "seconds" in event:
+            obj["seconds"] = event["seconds"]
+        elif event.get("done") is True:
+            obj["done"] = True
+        else:
+            skipped += 1
+    obj["cells"] = list(cells.values())
+    if skipped:
+        problems.append(f"{skipped} malformed line(s) of the results were ignored")
+    return obj, problems
 
 
 def check_results(
@@ -370,6 +437,10 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, onerror=retry)
 
 
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+
+
 def run_notebook(
     cells: list[str],
     probes: list[dict[str, Any]],
@@ -383,55 +454,83 @@ def run_notebook(
     deny: tuple[str | Path, ...] = (),
     questions: set[str] = frozenset(),
     files: dict[str, bytes] | None = None,
+    isolated: bool = True,
 ) -> Outcome:
-    """Run a notebook's code ``cells`` in a fresh sandboxed process (whose folder holds ``files``,
-    a copy of the submission), then its ``probes`` and ``public_tests``, and return the validated
-    :class:`Outcome`."""
+    """Run a notebook's code ``cells`` in a fresh process (whose folder holds ``files``, a copy
+    of the submission), then its ``probes`` and ``public_tests``, and return the validated
+    :class:`Outcome`.
+
+    ``isolated`` (the default) runs it in the operating system's sandbox of
+    :mod:`gencourse.grading.isolation`: its plan names only what it can see (its scratch folder,
+    the Python installation, the course package with the answer modules emptied). Without it
+    (``--unsafe-no-sandbox``) only the audit hook stands between the notebook and the machine,
+    and ``deny`` lists the paths it is told to refuse.
+    """
     run_root = Path(tempfile.mkdtemp(prefix="gencourse-grade-")).resolve()
     try:
-        sandbox = run_root / "sandbox"
-        sandbox.mkdir()
-        for name, content in (files or {}).items():
-            (sandbox / Path(name).name).write_bytes(content)
         token = secrets.token_hex(16)
-        results_name = f"results-{secrets.token_hex(8)}.json"
         roots = read_roots()
-        plan = {
-            "sandbox": str(sandbox),
-            "read_roots": list(roots),
-            "deny_roots": [_real(d) for d in (*deny, run_root)] + list(module_files(forbidden_modules)),
+        masks = module_files(forbidden_modules)
+        for name in ("stdout.txt", "stderr.txt", "results.jsonl"):
+            _new_file(run_root / name)
+        plan: dict[str, Any] = {
+            "isolated": isolated,
             "forbidden_modules": list(forbidden_modules),
             "preload": list(preload),
             "env": env,
             "threads": limits.threads,
             "limits": limits.to_json(),
             "token": token,
-            "results_name": results_name,
             "cells": cells,
             "probes": probes,
             "public_tests": public_tests,
         }
+        if isolated:
+            from gencourse.grading.isolation import DEVICES, SCRATCH, make_view
+
+            view = make_view(roots, masks, limits.scratch_bytes, limits.max_files + 16, interpreter_paths())
+            plan["view"] = view.to_json()
+            plan["files"] = {
+                Path(name).name: base64.b64encode(content).decode() for name, content in (files or {}).items()
+            }
+            plan["sandbox"] = SCRATCH
+            plan["read_roots"] = sorted({*view.binds, *view.links, *DEVICES})
+            plan["deny_roots"] = list(view.masks)
+        else:
+            sandbox = run_root / "sandbox"
+            sandbox.mkdir()
+            for name, content in (files or {}).items():
+                (sandbox / Path(name).name).write_bytes(content)
+            plan["sandbox"] = str(sandbox)
+            plan["read_roots"] = list(roots)
+            plan["deny_roots"] = [_real(d) for d in (*deny, run_root)] + list(masks)
         plan_path = run_root / "plan.json"
         plan_path.write_text(json.dumps(plan), encoding="utf-8")
         request = {
             "plan": str(plan_path),
             "stdout": str(run_root / "stdout.txt"),
             "stderr": str(run_root / "stderr.txt"),
-            "limits": limits.to_json(),
+            "results": str(run_root / "results.jsonl"),
         }
         started = time.monotonic()
-        exit_code = server.run(request, limits.timeout)
+        timing: dict[str, float] = {}
+        exit_code = server.run(request, limits.timeout, timing=timing)
         outcome = Outcome(results=None, timed_out=exit_code is None, exit_code=exit_code)
         outcome.seconds = time.monotonic() - started
+        if "forked" in timing and "ended" in timing:
+            outcome.process_seconds = timing["ended"] - timing["forked"]
         outcome.stdout = _excerpt(run_root / "stdout.txt")
         outcome.stderr = _excerpt(run_root / "stderr.txt")
-        raw, problem = _read_json_file(sandbox / results_name)
-        if problem:
-            outcome.problems.append(problem)
+        data, problem = _read_bounded(run_root / "results.jsonl")
+        if problem or not data:
+            outcome.problems.append(problem or "no results were written")
         else:
+            raw, problems = read_results_log(data)
             ids = {p["id"] for p in probes}
-            outcome.results, problems = check_results(raw, token, ids, questions)
-            outcome.problems += problems
+            outcome.results, more = check_results(raw, token, ids, questions)
+            outcome.problems += problems + more
+            if not outcome.results:
+                outcome.results = None
         return outcome
     finally:
         remove_tree(run_root)

