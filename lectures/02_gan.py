@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -46,7 +46,14 @@ import sys
 
 PACKAGE = "gencourse @ git+https://github.com/gencourse/gencourse@v0.1.0"
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], capture_output=True, text=True
+    )
+    if pip.returncode != 0:  # show pip's own message, not only its exit status
+        raise RuntimeError(f"pip could not install {PACKAGE}:\n{pip.stdout[-2000:]}{pip.stderr[-3000:]}")
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
 # %%
 import math

@@ -48,7 +48,14 @@ import sys
 
 PACKAGE = "gencourse @ git+https://github.com/gencourse/gencourse@v0.1.0"
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], capture_output=True, text=True
+    )
+    if pip.returncode != 0:  # show pip's own message, not only its exit status
+        raise RuntimeError(f"pip could not install {PACKAGE}:\n{pip.stdout[-2000:]}{pip.stderr[-3000:]}")
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
 # %%
 import itertools

@@ -1,6 +1,7 @@
 """Every lecture is a jupytext pair in sync, committed without outputs, listed in the book."""
 
 import re
+import sys
 from pathlib import Path
 
 import jupytext
@@ -91,3 +92,49 @@ def test_every_lecture_is_in_the_table_of_contents_and_the_readme():
         assert (ROOT / f"{name}.md").exists() or (ROOT / f"{name}.ipynb").exists(), (
             f"{name} in _toc.yml does not exist"
         )
+
+
+def _install_cell(source: Path) -> str:
+    """The first code cell of a notebook source: the Colab install cell."""
+    cells = [c for c in source.read_text().split("# %%")[1:] if not c.startswith(" [markdown]")]
+    cell = next(c for c in cells if "google.colab" in c)
+    return cell
+
+
+INSTALL_SOURCES = sorted(ROOT.glob("lectures/[0-9]*.py")) + sorted(ROOT.glob("assignments/*/[0-9]*.py"))
+
+
+@pytest.mark.parametrize("source", INSTALL_SOURCES, ids=lambda p: p.stem)
+def test_colab_install_cell_shows_pip_errors_and_enables_widgets(source, monkeypatch):
+    """Run each install cell as Colab would (a fake ``google.colab`` module, pip replaced): a
+    failed install raises with pip's own message; a good one enables Colab's custom widget
+    manager (ipywidgets 8, which the package installs, needs it)."""
+    import subprocess
+    import types
+
+    import gencourse.grading.assign as assign
+
+    calls = []
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append("widgets"))
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(assign, "fetch_for_colab", lambda name: calls.append(f"fetch {name}"))
+    cell = _install_cell(source)
+
+    def failing_pip(*args, **kwargs):
+        return subprocess.CompletedProcess(args, 1, stdout="", stderr="ERROR: No matching distribution found")
+
+    monkeypatch.setattr(subprocess, "run", failing_pip)
+    with pytest.raises(RuntimeError, match="No matching distribution found"):
+        exec(cell, {})
+    assert calls == []
+    monkeypatch.setattr(
+        subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout="", stderr="")
+    )
+    exec(cell, {})
+    assert calls[0] == "widgets"
+    if "assignments" in source.parts:
+        assert calls[1] == f"fetch {source.stem}"
