@@ -91,8 +91,8 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 # data distribution" in every score), and a **pool** of other real training images from which
 # the real and the real-made "generators" below draw. The classifier is trained on the whole
 # training split, reference and pool alike (as Inception was trained on ImageNet, whose images
-# also serve as "real data" in published FIDs), with a cosine learning-rate schedule: more
-# training images give a more accurate feature network.
+# also serve as "real data" in published FIDs), with a cosine learning-rate schedule; its test
+# accuracy is printed and asserted below.
 
 # %%
 train_set, test_set = load_mnist("train"), load_mnist("test")
@@ -387,7 +387,8 @@ for name, row in scores.items():
 #   mode count finds 5 classes, and FID rises.
 # * **Blurring** keeps every class, so the mode count is unchanged, and FID rises. In these
 #   features it shows up as a loss of *recall*, not of precision: blurred digits still land
-#   among real ones, but their features vary less than real digits' do.
+#   among real ones (precision within 10 % of the real data's), but they do not cover the real
+#   ones (recall below 80 % of the real data's).
 # * The VAE and the GAN, trained for minutes on a CPU, have an FID more than five times that of
 #   real data and a lower density. (At the `cpu` budget the cell also asserts that the GAN's final
 #   FID is below that of its first snapshot.)
@@ -404,6 +405,7 @@ assert S["mode-dropped"]["IS"] < 5.5 and S["mode-dropped"]["classes"] == 5
 assert S["mode-dropped"]["FID"] > 5 * S["real"]["FID"]
 assert S["blurred"]["classes"] == S["real"]["classes"] == 10
 assert S["blurred"]["recall"] < 0.8 * S["real"]["recall"] and S["blurred"]["FID"] > 5 * S["real"]["FID"]
+assert S["blurred"]["precision"] > 0.9 * S["real"]["precision"]
 for name in ("VAE", "GAN"):
     assert S[name]["FID"] > 5 * S["real"]["FID"] and S[name]["density"] < S["real"]["density"]
 if LEVEL != "ci":
@@ -429,9 +431,12 @@ if LEVEL != "ci":
 # The GAN and the VAE are single trained models (seed 0, shared with lectures 5 and 6), so the
 # spread below is not over training seeds: it is the sampling spread over disjoint sets of 1,000
 # images (four for every row but the mode-dropped one, for which the pool holds two). A
-# difference counts when it exceeds twice its standard error over these sets. The scoreboard
-# records the GAN's and the VAE's FID (lower is better) and IS (higher is better) with the two
-# baselines, and the floor in its note.
+# difference counts when it exceeds twice its standard error over these sets. The cell prints,
+# for the GAN and the VAE against each trivial baseline, whether it is better by that margin;
+# only those comparisons are results. The scoreboard records the GAN's and the VAE's FID (lower
+# is better) and IS (higher is better) with the two baselines, the floor and the outcome of
+# each comparison in its note, and the cell prints each row's verdict ("below baseline" when a
+# model does not beat both trivial baselines).
 
 # %%
 from gencourse.scoreboard import record
@@ -481,7 +486,7 @@ for model in ("GAN", "VAE"):
 for model, key in (("GAN", "dcgan"), ("VAE", "vae")):
     for metric, up in (("FID", False), ("IS", True)):
         col = 0 if metric == "FID" else 1
-        record(
+        entry = record(
             f"eval/{key}_{metric.lower()}",
             S[model][metric],
             lecture="09_evaluation",
@@ -496,6 +501,21 @@ for model, key in (("GAN", "dcgan"), ("VAE", "vae")):
             f"{draws[model][:, col].std(ddof=1):.2f} (one training seed); "
             + "; ".join(f"beats {b} by > 2 s.e.: {beats[model, metric, b]}" for b in TRIVIAL),
         )
+        print(f"scoreboard {entry['name']}: ours {entry['ours']:.2f}, verdict: {entry['verdict']}")
+if LEVEL != "ci":  # the statements below hold for the models of the cpu budget (one training seed)
+    assert all(beats[m, "FID", b] for m in ("GAN", "VAE") for b in TRIVIAL)
+    assert all(beats[m, "IS", "mode-dropped"] and not beats[m, "IS", "blurred"] for m in ("GAN", "VAE"))
+    assert abs(S["blurred"]["IS"] - S["real"]["IS"]) < 0.5
+
+# %% [markdown]
+# At the `cpu` budget (asserted there; at `ci` the models are barely trained and beat neither
+# baseline), the GAN and the VAE beat both trivial baselines on FID, by far more than twice the
+# standard error, while staying more than five times above the real-against-real floor (asserted
+# with the table). On IS they beat the mode-dropped digits but not the blurred ones, whose IS is
+# within 0.5 of the real data's: the classifier still recognises blurred digits confidently, so
+# IS sees nothing wrong with them, and on IS the course's models show nothing beyond what
+# blurring real digits achieves. Their IS rows on the scoreboard therefore read "below
+# baseline", and their FID rows carry the evidence.
 
 # %% [markdown]
 # ## 5. FID depends on the sample size
@@ -603,10 +623,10 @@ assert fid_draws.mean() > bound - 4 * se_fid  # and at least by tr Σ_g / N, up 
 # with a positive slope $b$; that for real data the fall is monotone, the straight line in $1/N$
 # fits (coefficient of determination above 0.9), and the intercept is less than half of
 # $\mathrm{FID}_{1000}$; and that the bias at $N = 1{,}000$, relative to $\mathrm{FID}_\infty$, is
-# larger for real data than for the VAE. The bias matters most for good generators: a generator
-# close to the data is penalised by a term of the same size as the distance being measured, while
-# for one far from it the random error of $\mathrm{FID}_N$ (visible as wiggles in its curve)
-# outweighs the bias.
+# larger for real data than for the VAE. The bias matters most for good generators: for real
+# data, the closest "generator" there is, the bias at $N = 1{,}000$ is larger than
+# $\mathrm{FID}_\infty$ itself, while for the VAE it is less than 10 % of its $\mathrm{FID}_\infty$
+# and smaller than the largest change of its curve from one $N$ to the next (all asserted).
 
 # %%
 SIZES = [100, 150, 250, 500, 1_000, 2_000]
@@ -643,6 +663,13 @@ assert np.all(np.diff(real_curve) < 0) and fid_fit["real"][1] > 0.9
 assert fid_inf["real"] < 0.5 * real_curve[SIZES.index(1_000)]
 relative = {k: fid_curves[k][SIZES.index(1_000)] / fid_inf[k] - 1 for k in ("real", "VAE")}
 assert relative["real"] > relative["VAE"]
+vae_bias = fid_curves["VAE"][SIZES.index(1_000)] - fid_inf["VAE"]
+print(
+    f"VAE: bias at N = 1000 {vae_bias:+.2f}; largest change of its curve between neighbouring N: "
+    f"{np.abs(np.diff(fid_curves['VAE'])).max():.2f}"
+)
+assert relative["real"] > 1 and abs(relative["VAE"]) < 0.1
+assert abs(vae_bias) < np.abs(np.diff(fid_curves["VAE"])).max()
 
 # %% [markdown]
 # ## 6. Quality and diversity, separately
@@ -800,6 +827,9 @@ plt.show()
 #
 # ## Summary
 #
+# * A score means something only beside trivial baselines at the same sample size: here real
+#   digits with half the classes dropped, and blurred real digits, with real against real as
+#   the floor; Section 4 prints whether the course's GAN and VAE beat them.
 # * IS $= \exp I(x; y) \in [1, K]$ rewards confident and balanced class predictions; FID is the
 #   squared Wasserstein-2 distance between Gaussians fitted to features, computed stably through
 #   a matrix square root whose round-off is cleaned up. Here both use a classifier trained in
@@ -807,8 +837,9 @@ plt.show()
 # * Neither sees memorisation; FID mixes quality and diversity into one number and, on toy data,
 #   cannot tell a generator missing half the modes, or one with blurred modes, from the data
 #   itself (all three below 0.1, against more than 10 for a collapsed generator).
-# * FID is biased upwards at finite $N$, close to linearly in $1/N$; compare generators at the
-#   same $N$, or extrapolate to $N = \infty$.
+# * FID is biased upwards at finite $N$ (the estimated covariance enters through the convex
+#   $-2\operatorname{tr}(\Sigma_r\,\cdot)^{1/2}$, and Jensen's inequality does the rest), close to
+#   linearly in $1/N$; compare generators at the same $N$, or extrapolate to $N = \infty$.
 # * Precision/recall and density/coverage separate quality from diversity; mode counts do so on
 #   toy data.
 # * A detector trained to tell real from generated digits succeeds on every generator here.
