@@ -684,6 +684,9 @@ for name, key in (("InfoGAN", "infogan"), ("InfoGAN-CR", "infogan_cr")):
                 },
                 spread=std if math.isfinite(std) else None,
                 paper_spread=None,
+                invalid_reason=""
+                if comparisons[name, "untrained (random)", metric]
+                else f"does not beat the untrained network by 2 standard errors over {len(SEEDS)} seed(s)",
                 ordering=comparisons["InfoGAN-CR", "InfoGAN", metric] if name == "InfoGAN-CR" else None,
                 ordering_claim="InfoGAN-CR above InfoGAN (mean difference over seeds > 2 standard errors)"
                 if name == "InfoGAN-CR"
@@ -707,8 +710,15 @@ for name, key in (("InfoGAN", "infogan"), ("InfoGAN-CR", "infogan_cr")):
 # scoreboard rows follow the same rule: InfoGAN-CR's `ordering` is that test on the difference
 # with InfoGAN, and both models carry the untrained network and the random projection as
 # baselines, so a model that does not beat an encoder nobody trained is marked "below
-# baseline". The next cell prints, in words, which comparisons the seeds of this run support,
-# and the verdict of each scoreboard row. The angle coverage shows a price to watch: a
+# baseline"; a row whose model does not beat the untrained network by twice the standard error
+# is marked "not reproduced", with that reason. The next cell prints, in words, which
+# comparisons the seeds of this run support, and the verdict of each scoreboard row.
+#
+# At the `cpu` budget (asserted there), **no difference exceeds twice its standard error**: three
+# seeds show neither that InfoGAN-CR beats InfoGAN, on any of the three scores, nor that either
+# model beats the untrained network. The per-seed rows show why: the scores move with the seed
+# as much for the untrained network as for the trained models. InfoGAN-CR's advantage in the
+# means is within the spread, so the paper's ordering is not reproduced at this budget. The angle coverage shows a price to watch: a
 # generator that drops some directions can look more disentangled on the rest. The paper's
 # dSprites numbers (FactorVAE 0.82 for InfoGAN, 0.88 for InfoGAN-CR, five factors, 64×64
 # convolutional models) are not directly comparable with ours. After that cell, the
@@ -731,6 +741,9 @@ for a_name, b_name in (
         print(f"does {a_name} beat {b_name} on {label}? {WORDS[comparisons[a_name, b_name, k]]}")
 for entry in records:
     print(f"scoreboard {entry['name']}: ours {entry['ours']:.3f}, verdict: {entry['verdict']}")
+if LEVEL == "cpu":  # the statement of the text above, for the three seeds of this budget
+    assert not any(comparisons.values())
+    assert all(entry["verdict"] in ("not reproduced", "below baseline") for entry in records)
 
 # %%
 base = sample_codes(3, N_CODES, torch.Generator().manual_seed(5)).to(DEVICE)
@@ -763,8 +776,8 @@ plt.show()
 #   Cartesian position of the disc is fully informative and scores low, and an untrained
 #   network already scores well above chance on the FactorVAE metric. On the planted discs,
 #   InfoGAN-CR is compared with InfoGAN, and both with the untrained network, over several
-#   seeds; only differences larger than twice their standard error count, and the notebook
-#   prints which ones do.
+#   seeds; only differences larger than twice their standard error count, and at the `cpu`
+#   budget none does: InfoGAN-CR's advantage over InfoGAN is not reproduced at this budget.
 
 # %%
 from gencourse.scoreboard import record_timing
