@@ -491,12 +491,17 @@ for model, key in (("GAN", "dcgan"), ("VAE", "vae")):
             S[model][metric],
             lecture="09_evaluation",
             description=f"{'DCGAN' if model == 'GAN' else 'VAE'} {metric} in MNIST-classifier features, "
-            f"{N_EVAL:,} samples against {N_REF:,} reference images",
+            f"{N_EVAL:,} samples" + (f" against {N_REF:,} reference images" if metric == "FID" else ""),
             unit="",
             seeds=[0],
             baseline={f"{base} real digits": S[base][metric] for base in TRIVIAL},
             higher_is_better=up,
-            note=f"floor, real against real ({N_EVAL:,} held-out digits): {S['real'][metric]:.2f}; "
+            note=(
+                f"floor, real against real ({N_EVAL:,} held-out digits against the reference set): "
+                if metric == "FID"
+                else f"real held-out digits ({N_EVAL:,}), the level of a perfect generator: "
+            )
+            + f"{S['real'][metric]:.2f}; "
             f"sampling std over {len(draws[model])} disjoint sets of {N_EVAL:,}: "
             f"{draws[model][:, col].std(ddof=1):.2f} (one training seed); "
             + "; ".join(f"beats {b} by > 2 s.e.: {beats[model, metric, b]}" for b in TRIVIAL),
