@@ -176,8 +176,27 @@ def label_accuracy(generator, n: int = 2_000, seed: int = 2) -> float:
     return float((classifier(x).argmax(1) == y).float().mean())
 
 
-cgan_acc = label_accuracy(cgen)
-print(f"the judge agrees with the requested label on {cgan_acc:.1%} of conditional samples (chance: 10%)")
+@torch.no_grad()
+def ignored_label_accuracy(generator, n: int = 2_000, seed: int = 2) -> float:
+    """The trivial baseline: fraction of samples G(z, y) that the judge classifies as a *fresh*
+    random label y′, independent of (z, y): the score of a generator whose samples ignore the
+    requested label (here the conditional generator's own samples, i.e. an unconditional
+    generator of the same quality). Its expectation is Σ_k P(judge says k) · 1/10 = 1/10 exactly,
+    whatever the judge says, because y′ is uniform."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(10, (n,), generator=g).to(DEVICE)
+    x = generator(sample_latent(n, LATENT, g, DEVICE), y)
+    y_fresh = torch.randint(10, (n,), generator=g).to(DEVICE)
+    return float((classifier(x).argmax(1) == y_fresh).float().mean())
+
+
+cgan_acc, ignored_acc = label_accuracy(cgen), ignored_label_accuracy(cgen)
+print(
+    f"the judge agrees with the requested label on {cgan_acc:.1%} of conditional samples; "
+    f"with a random label, independent of the sample (a generator that ignores y): {ignored_acc:.1%}; "
+    f"on real test digits (the ceiling): {clf_acc:.1%}"
+)
+assert abs(ignored_acc - 0.1) < 0.03  # 1/10, within 4.5 binomial standard errors (n = 2,000)
 if LEVEL != "ci":  # holds only with enough training
     assert cgan_acc > 0.7
 record(
@@ -187,6 +206,9 @@ record(
     description="conditional DCGAN on MNIST: fraction of G(z, y) classified as y by a trained classifier",
     seeds=[0],
     wall_time_s=t_cgan,
+    baseline={"generator that ignores y (random labels)": ignored_acc},
+    higher_is_better=True,
+    note=f"2,000 samples; the judge's accuracy on real test digits (the ceiling): {clf_acc:.3f}",
 )
 
 # %% [markdown]
@@ -445,9 +467,12 @@ plt.show()
 #   $\mathrm{MIG} = \frac1K \sum_k \big(I(e_{j_1}; v_k) - I(e_{j_2}; v_k)\big)/H(v_k)$. It is 1
 #   when each factor is captured by one coordinate alone and 0 when two coordinates share it.
 #
-# We score four encoders of the disc images: the true factors read back from the image
-# (perfect), the same transformed by monotone functions in swapped order (still perfect), the
-# Cartesian centre of mass (informative but entangled), and noise.
+# We score six encoders of the disc images: the true factors read back from the image
+# (perfect: the **ceiling** of both metrics), the same transformed by monotone functions in
+# swapped order (still perfect), the Cartesian centre of mass (informative but entangled), and
+# three trivial baselines: noise that ignores the image, a **random projection** of the pixels
+# onto two Gaussian directions, and an **untrained network**, the encoder $\mu(x)$ of the
+# InfoGAN below at its random initialisation (same architecture, seed 0).
 
 # %%
 N_VOTES = budget(ci=200, cpu=800, gpu=1_600)
@@ -478,12 +503,30 @@ def noise_encoder(images: torch.Tensor) -> torch.Tensor:
     return torch.randn(len(images), 2, generator=NOISE_GEN)  # ignores the images
 
 
+PROJECTION = torch.randn(SIZE * SIZE, 2, generator=torch.Generator().manual_seed(0))
+
+
+def projection_encoder(images: torch.Tensor) -> torch.Tensor:
+    return images.flatten(1) @ PROJECTION  # two random Gaussian directions in pixel space
+
+
+def untrained_encoder(seed: int):
+    """μ(x) of an InfoGAN discriminator at its initialisation (the networks of the next section)."""
+    seed_everything(seed)
+    image_mlp_generator(N_CODES, SIZE)  # built first, as in training, so that D's weights match
+    d0 = InfoGANDiscriminator(MLPDiscriminator(SIZE * SIZE, (256, 128)), N_CODES).to(DEVICE)
+    return lambda im: d0.encode(im.to(DEVICE)).detach().cpu()
+
+
+N_CODES = 2
 sanity = {}
 for name, enc in [
     ("polar (true factors)", polar_encoder),
     ("swapped, monotone", swapped_encoder),
     ("Cartesian position", cartesian_encoder),
     ("noise", noise_encoder),
+    ("random projection", projection_encoder),
+    ("untrained network", untrained_encoder(0)),
 ]:
     fv = factorvae_metric(enc, sample_disc_factors, render, n_votes=N_VOTES, seed=0)["score"]
     mig = mutual_information_gap(enc(x_eval), f_eval)["mig"]
@@ -493,16 +536,27 @@ assert sanity["polar (true factors)"][0] == 1.0 and sanity["swapped, monotone"][
 assert sanity["polar (true factors)"][1] > 0.8 and sanity["swapped, monotone"][1] > 0.8
 assert sanity["Cartesian position"][1] < 0.3 and sanity["Cartesian position"][0] < 0.9
 assert abs(sanity["noise"][0] - 0.5) < 0.15 and sanity["noise"][1] < 0.05
+assert sanity["untrained network"][0] > 0.65 and sanity["random projection"][1] < 0.1
+CEILING = sanity["polar (true factors)"]
 
 # %% [markdown]
 # The Cartesian encoder knows everything about the image and still scores far below the
 # polar one: the metrics measure *alignment* of coordinates with factors, not information.
 #
+# The trivial baselines are not all at the floor. Noise and the random projection score about
+# $1/K = \tfrac12$ on the FactorVAE metric and near 0 on MIG, but the untrained network scores
+# well above $\tfrac12$ on the FactorVAE metric (above 0.65, asserted below): its two outputs are
+# two different smooth functions of the disc's position, and with two factors and two
+# coordinates a partial alignment by chance already earns most of the votes. A FactorVAE score
+# of 0.8 on this data set therefore shows nothing by itself; a trained model must beat the
+# untrained network, and the scores below are read against it.
+#
 # ### Training InfoGAN and InfoGAN-CR
 #
 # Both models use the same networks and protocol: two codes and no noise vector (the data have
-# exactly two factors); an MLP generator 2 → 128 → 256 → 256 pixels with batch norm (without
-# it this small generator collapses onto one image); an MLP discriminator 256 → 256 → 128 → 1
+# exactly two factors); an MLP generator 2 → 128 → 256 → 256 pixels with batch norm (in our
+# trials this small generator collapsed onto one image without it; this notebook does not
+# re-measure that); an MLP discriminator 256 → 256 → 128 → 1
 # whose 128 features also feed $Q$'s linear head; for InfoGAN-CR, a classifier $H$ of the same
 # shape on the pair of images; non-saturating loss, Adam with learning rate $2\cdot10^{-4}$ and
 # $\beta_1 = 0.5$ for every network, batch 64, $\lambda = \alpha = 1$. These are our choices
@@ -526,12 +580,30 @@ def angle_coverage(angles: torch.Tensor, bins: int = 12) -> float:
 
 
 SEEDS = budget(ci=[0], cpu=[0, 1, 2], gpu=[0, 1, 2, 3, 4])
-N_CODES = 2
-results: dict[str, list[dict[str, float]]] = {"InfoGAN": [], "InfoGAN-CR": []}
+results: dict[str, list[dict[str, float]]] = {"untrained (random)": [], "InfoGAN": [], "InfoGAN-CR": []}
 models = {}
+
+
+@torch.no_grad()
+def disentanglement_scores(g, d, seed: int) -> dict[str, float]:
+    """FactorVAE and MIG of the encoder μ(x) on real images, MIG of the codes against the factors
+    of the generated images, and the angle coverage of the generated discs."""
+    encode = lambda im: d.encode(im.to(DEVICE)).cpu()  # noqa: E731
+    fv = factorvae_metric(encode, sample_disc_factors, render, n_votes=N_VOTES, seed=seed)["score"]
+    mig = mutual_information_gap(encode(x_eval), f_eval)["mig"]
+    codes = sample_codes(5_000, N_CODES, torch.Generator().manual_seed(10 + seed))
+    gen_factors = disc_factors_from_images(g(codes.to(DEVICE)).cpu())
+    gen_mig = mutual_information_gap(codes, gen_factors)["mig"]
+    return {"factorvae": fv, "mig": mig, "gen_mig": gen_mig, "coverage": angle_coverage(gen_factors[:, 0])}
+
+
 t_info = time.perf_counter()
 for seed in SEEDS:
-    for name in results:
+    seed_everything(seed)  # the trivial baseline: both networks at their initialisation
+    g0 = image_mlp_generator(N_CODES, SIZE).to(DEVICE)
+    d0 = InfoGANDiscriminator(MLPDiscriminator(SIZE * SIZE, (256, 128)), N_CODES).to(DEVICE)
+    results["untrained (random)"].append(disentanglement_scores(g0, d0, seed))
+    for name in ("InfoGAN", "InfoGAN-CR"):
         seed_everything(seed)
         g = image_mlp_generator(N_CODES, SIZE).to(DEVICE)
         d = InfoGANDiscriminator(MLPDiscriminator(SIZE * SIZE, (256, 128)), N_CODES).to(DEVICE)
@@ -550,70 +622,140 @@ for seed in SEEDS:
             seed=seed,
             desc=name,
         )
-        with torch.no_grad():
-            encode = lambda im, d=d: d.encode(im.to(DEVICE)).cpu()  # noqa: E731
-            fv = factorvae_metric(encode, sample_disc_factors, render, n_votes=N_VOTES, seed=seed)["score"]
-            mig = mutual_information_gap(encode(x_eval), f_eval)["mig"]
-            codes = sample_codes(5_000, N_CODES, torch.Generator().manual_seed(10 + seed))
-            gen_factors = disc_factors_from_images(g(codes.to(DEVICE)).cpu())
-            gen_mig = mutual_information_gap(codes, gen_factors)["mig"]
-        results[name].append(
-            {"factorvae": fv, "mig": mig, "gen_mig": gen_mig, "coverage": angle_coverage(gen_factors[:, 0])}
-        )
+        results[name].append(disentanglement_scores(g, d, seed))
         models[name, seed] = (g, d)
 t_info = time.perf_counter() - t_info
 print(f"trained {2 * len(SEEDS)} models of {INFO_STEPS} steps in {t_info:.0f} s")
 
 # %%
-summary = {}
+METRICS = ("factorvae", "mig", "gen_mig", "coverage")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1; nan for a single seed) over seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
+
+
+def difference(a: list[float], b: list[float]) -> tuple[float, float, bool | None]:
+    """Mean difference ā − b̄ over seeds, its standard error √(s_a²/n_a + s_b²/n_b), and whether
+    the difference exceeds twice its standard error (None with fewer than two seeds each)."""
+    a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    diff = float(a_.mean() - b_.mean())
+    if min(len(a_), len(b_)) < 2:
+        return diff, math.nan, None
+    se = math.sqrt(a_.var(ddof=1) / len(a_) + b_.var(ddof=1) / len(b_))
+    return diff, se, bool(diff > 2 * se)
+
+
+summary = {name: {k: mean_std([r[k] for r in runs]) for k in METRICS} for name, runs in results.items()}
 print(
-    f"{'':12s} {'FactorVAE':>16s} {'MIG (encoder)':>16s} {'MIG (generator)':>16s} {'angle coverage':>16s}"
+    f"{'':20s} {'FactorVAE':>16s} {'MIG (encoder)':>16s} {'MIG (generator)':>16s} {'angle coverage':>16s}"
     f"   (mean ± std over {len(SEEDS)} seeds)"
 )
-for name, runs in results.items():
-    row = {
-        k: (np.mean([r[k] for r in runs]), np.std([r[k] for r in runs]))
-        for k in ("factorvae", "mig", "gen_mig", "coverage")
-    }
-    summary[name] = row
-    print(f"{name:12s} " + " ".join(f"{m:9.3f} ± {s:.3f}" for m, s in row.values()))
+for name, row in summary.items():
+    print(f"{name:20s} " + " ".join(f"{m:9.3f} ± {s:.3f}" for m, s in row.values()))
+for name in ("random projection", "polar (true factors)"):
+    print(f"{name:20s} {sanity[name][0]:9.3f}         {sanity[name][1]:9.3f}   (one fixed encoder)")
 for name, runs in results.items():
     for seed, r in zip(SEEDS, runs, strict=True):
-        print(f"{name:12s} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
-if LEVEL != "ci":  # the comparison needs trained models
-    assert summary["InfoGAN-CR"]["gen_mig"][0] >= summary["InfoGAN"]["gen_mig"][0]
-    assert summary["InfoGAN-CR"]["mig"][0] >= summary["InfoGAN"]["mig"][0]
-    assert summary["InfoGAN-CR"]["factorvae"][0] >= summary["InfoGAN"]["factorvae"][0]
+        print(f"{name:20s} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
+comparisons = {}
+for a_name, b_name in (
+    ("InfoGAN-CR", "InfoGAN"),
+    ("InfoGAN", "untrained (random)"),
+    ("InfoGAN-CR", "untrained (random)"),
+):
+    for k in ("factorvae", "mig", "gen_mig"):
+        diff, se, held = difference([r[k] for r in results[a_name]], [r[k] for r in results[b_name]])
+        comparisons[a_name, b_name, k] = held
+        verdict_text = {
+            True: "above, by more than 2 s.e.",
+            False: "within 2 s.e.",
+            None: "one seed: no spread",
+        }
+        print(f"{a_name} − {b_name}, {k}: {diff:+.3f} ± {se:.3f} (s.e.): {verdict_text[held]}")
+records = []
 for name, key in (("InfoGAN", "infogan"), ("InfoGAN-CR", "infogan_cr")):
-    record(
-        f"disentangle/{key}_factorvae",
-        summary[name]["factorvae"][0],
-        paper={"InfoGAN": 0.82, "InfoGAN-CR": 0.88}[name],
-        higher_is_better=True,
-        lecture="10_conditional_disentangled",
-        description=f"{name} FactorVAE metric, planted discs 16×16 (paper: dSprites 64×64), mean over seeds",
-        seeds=list(SEEDS),
-        wall_time_s=t_info,
-        note=f"std {summary[name]['factorvae'][1]:.3f}; MIG encoder {summary[name]['mig'][0]:.3f}, "
-        f"generator {summary[name]['gen_mig'][0]:.3f}",
-    )
+    for metric, col in (("factorvae", 0), ("mig", 1)):
+        mean, std = summary[name][metric]
+        records.append(
+            record(
+                f"disentangle/{key}_{metric}",
+                mean,
+                paper={"InfoGAN": 0.82, "InfoGAN-CR": 0.88}[name] if metric == "factorvae" else None,
+                higher_is_better=True,
+                baseline={
+                    "random encoder": summary["untrained (random)"][metric][0],
+                    "random projection": sanity["random projection"][col],
+                },
+                spread=std if math.isfinite(std) else None,
+                paper_spread=None,
+                invalid_reason=""
+                if comparisons[name, "untrained (random)", metric]
+                else f"does not beat the untrained network by 2 standard errors over {len(SEEDS)} seed(s)",
+                ordering=comparisons["InfoGAN-CR", "InfoGAN", metric] if name == "InfoGAN-CR" else None,
+                ordering_claim="InfoGAN-CR above InfoGAN (mean difference over seeds > 2 standard errors)"
+                if name == "InfoGAN-CR"
+                else "",
+                lecture="10_conditional_disentangled",
+                description=f"{name} {'FactorVAE metric' if metric == 'factorvae' else 'MIG'} of the encoder μ(x), "
+                "planted discs 16×16 (paper: dSprites 64×64), mean over seeds",
+                seeds=list(SEEDS),
+                wall_time_s=t_info,
+                note=f"ceiling (the planted factors read back from the image): {CEILING[col]:.3f}; "
+                f"random encoder = the same network untrained, mean over seeds; MIG of the generator "
+                f"{summary[name]['gen_mig'][0]:.3f} (untrained: {summary['untrained (random)']['gen_mig'][0]:.3f})",
+            )
+        )
 
 # %% [markdown]
-# The cell above prints the scores, and at the `cpu` budget asserts that InfoGAN-CR's mean is at
-# least InfoGAN's on all three disentanglement scores. Read the per-seed rows before the means:
-# with three seeds the spread is of the same order as the difference, so this is "at least
-# matching", not a precise estimate of the gain. The angle coverage shows the price to watch:
-# a generator that drops some directions can look more disentangled on the rest. The paper's
+# The cell above prints, for each score, the mean and standard deviation over seeds, the rows
+# of every seed, and each comparison as a mean difference with its standard error
+# $\sqrt{s_a^2/n_a + s_b^2/n_b}$. A difference counts as a result only when it exceeds twice its
+# standard error; with a single seed (the `ci` budget) there is no spread and no claim. The
+# scoreboard rows follow the same rule: InfoGAN-CR's `ordering` is that test on the difference
+# with InfoGAN, and both models carry the untrained network and the random projection as
+# baselines, so a model that does not beat an encoder nobody trained is marked "below
+# baseline"; a row whose model does not beat the untrained network by twice the standard error
+# is marked "not reproduced", with that reason. The next cell prints, in words, which
+# comparisons the seeds of this run support, and the verdict of each scoreboard row.
+#
+# At the `cpu` budget (asserted there), **no difference exceeds twice its standard error**: three
+# seeds show neither that InfoGAN-CR beats InfoGAN, on any of the three scores, nor that either
+# model beats the untrained network. The per-seed rows show why: the scores move with the seed
+# as much for the untrained network as for the trained models. InfoGAN-CR's advantage in the
+# means is within the spread, so the paper's ordering is not reproduced at this budget. The angle coverage shows a price to watch: a
+# generator that drops some directions can look more disentangled on the rest. The paper's
 # dSprites numbers (FactorVAE 0.82 for InfoGAN, 0.88 for InfoGAN-CR, five factors, 64×64
-# convolutional models) are not directly comparable with ours. Below, the
+# convolutional models) are not directly comparable with ours. After that cell, the
 # latent traversals of the first seed's two models: each row starts from one code vector and
 # sweeps one code from −1 to 1. A disentangled model moves the disc *around* the centre with
 # one code and *away* from it with the other.
 
 # %%
+WORDS = {True: "yes", False: "no: within two standard errors", None: "no claim: a single seed"}
+for a_name, b_name in (
+    ("InfoGAN-CR", "InfoGAN"),
+    ("InfoGAN", "untrained (random)"),
+    ("InfoGAN-CR", "untrained (random)"),
+):
+    for k, label in (
+        ("factorvae", "FactorVAE"),
+        ("mig", "MIG of the encoder"),
+        ("gen_mig", "MIG of the generator"),
+    ):
+        print(f"does {a_name} beat {b_name} on {label}? {WORDS[comparisons[a_name, b_name, k]]}")
+for entry in records:
+    print(f"scoreboard {entry['name']}: ours {entry['ours']:.3f}, verdict: {entry['verdict']}")
+if LEVEL == "cpu":  # the statement of the text above, for the three seeds of this budget
+    assert not any(comparisons.values())
+    assert all(entry["verdict"] in ("not reproduced", "below baseline") for entry in records)
+
+# %%
 base = sample_codes(3, N_CODES, torch.Generator().manual_seed(5)).to(DEVICE)
 fig, axes = plt.subplots(2, 2, figsize=(12, 5))
-for row, name in enumerate(results):
+for row, name in enumerate(("InfoGAN", "InfoGAN-CR")):
     g, _ = models[name, SEEDS[0]]
     for i in range(N_CODES):
         show_images(
@@ -630,15 +772,19 @@ plt.show()
 #
 # * A conditional GAN's optimal discriminator compares $p(x\mid y)$ with $q(x \mid y)$ label by
 #   label, so at the optimum every class is sampled correctly; a trained classifier agrees with
-#   the requested label on most samples (printed above).
+#   the requested label on most samples, against 1/10 for a generator that ignores the label
+#   (both printed above).
 # * A GAN's losses see the generator only through the law of $G(z)$, and rotations of
 #   $z \sim \mathcal N(0, I)$ preserve that law: $G$ and $G \circ R$ have the same loss (measured
 #   equal within Monte Carlo error) but different latent axes.
 # * InfoGAN maximises $L_I(G, Q) = H(c) + \mathbb E \log Q(c \mid G(z, c)) \le I(c; G(z, c))$,
 #   with gap $\mathbb E_x \mathrm{KL}(p(c\mid x)\,\|\,Q(c \mid x))$ (checked exactly).
 # * The FactorVAE metric and MIG reward coordinates aligned with factors, not information: the
-#   Cartesian position of the disc is fully informative and scores low. On the planted discs,
-#   InfoGAN-CR's contrastive regulariser is compared with InfoGAN over several seeds above.
+#   Cartesian position of the disc is fully informative and scores low, and an untrained
+#   network already scores well above chance on the FactorVAE metric. On the planted discs,
+#   InfoGAN-CR is compared with InfoGAN, and both with the untrained network, over several
+#   seeds; only differences larger than twice their standard error count, and at the `cpu`
+#   budget none does: InfoGAN-CR's advantage over InfoGAN is not reproduced at this budget.
 
 # %%
 from gencourse.scoreboard import record_timing
