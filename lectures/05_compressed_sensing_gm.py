@@ -798,8 +798,12 @@ for m in M_LIST:
 #
 # **Against the paper's numbers.** The paper reports 0.031, 0.013 and 0.0096 for VAE+Reg at
 # $m$ = 25, 50 and 100. The cell below prints the ratio of our errors to these and asserts (at the
-# `cpu` budget) that each lies between 1/2 and 2. From $m = 100$ on our curve is limited by the
-# prior, not by the number of measurements. The differences have plain causes:
+# `cpu` budget) that each lies between 1/2 and 2. By the scoreboard's rule (within 10 % of the
+# paper's number) that reproduces the paper at $m = 25$ only: at $m = 50$ and $100$ our errors are
+# above the paper's, and our representation error, the floor that no number of measurements
+# removes, is itself above the paper's $0.0096$ at $m = 100$ (asserted). From $m = 100$ on our
+# curve is limited by the prior, not by the number of measurements. The differences have plain
+# causes:
 #
 # * **the prior**: offline, our VAE saw 9,000 training images instead of 55,000, for the number of
 #   steps printed above, so its range is a coarser model of digits and its representation error
@@ -828,6 +832,9 @@ if LEVEL != "ci":
         ratio = results["VAE"][m].mean() / value
         print(f"m = {m}: our VAE error / the paper's VAE+Reg error = {ratio:.2f}")
         assert 0.5 < ratio < 2
+    within = {m: abs(results["VAE"][m].mean() / v - 1) <= 0.1 for m, v in paper.items()}  # the 10 % rule
+    assert within == {25: True, 50: False, 100: False}
+    assert rep_err.mean() > paper[100] and all(results["VAE"][m].mean() > paper[m] for m in (50, 100))
     assert beats(results["Lasso (pixel)"][750], results["VAE"][750])
 
 # %%
