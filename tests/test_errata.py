@@ -40,7 +40,7 @@ WRONG_FORMS: dict[int, tuple[str, str]] = {
     ),
     6: (
         "E_P|1 − Q/P| (or its minimum) called d_TV",
-        r"d_\{?(?:\\mathrm\{TV\}|TV)\}?(?:\(P,\s*Q\))?\s*=\s*(?:\\min_\{?Q\}?\s*)?\\mathbb\s*E"
+        r"(?<!2)(?<!2\\,)(?<!2 )d_\{?(?:\\mathrm\{TV\}|TV)\}?(?:\(P,\s*Q\))?\s*=\s*(?:\\min_\{?Q\}?\s*)?\\mathbb\s*E"
         r"|\\mathbb\s*E[^$]*?(?:\||\\lvert)\s*1\s*-\s*[qQ][^$]*?\$?,?\s*(?:called|is|equals|=)\s*\$?\s*"
         r"d_\{?(?:\\mathrm\{TV\}|TV)",
     ),
@@ -155,6 +155,23 @@ def test_pattern_matches_its_rows_wrong_form_and_not_its_correction(number):
     pattern = WRONG_FORMS[number][1]
     assert re.search(pattern, wrong), f"erratum {number}: the pattern misses the page's own wrong form"
     assert not re.search(pattern, correct), f"erratum {number}: the pattern flags the page's correction"
+
+
+CORRECT_FORMS = [
+    r"$\mathrm{KL} = \tfrac12 \sum_j (\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2)$",
+    r"$-\tfrac12 \sum_j (1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2)$",
+    r"$\mathrm{KL}(P\,\|\,Q) = 0.0853$ nats, and $\sum_x p(x) \log_{10}(p(x)/0.33) = 0.04141$",
+    r"$z = \mu + \sigma \odot \varepsilon$ scales $\varepsilon$ by the standard deviation",
+    r"$L_D = \mathbb E(D(x) - 1)^2 + \mathbb E\,D(G(z))^2$, $L_G = \mathbb E(D(G(z)) - 1)^2$",
+    r"$2\,d_{\mathrm{TV}}(P, Q) = \mathbb E_P\lvert 1 - Q/P\rvert$ if $Q \ll P$",
+    r"$d_{TV}(P, Q) = \tfrac12\, \mathbb E_{x \sim P}|1 - q(x)/p(x)|$",
+    r"$\hat w = \arg\min_w \ell(G_w(z), x_0)$: minimise over the weights",
+]
+
+
+@pytest.mark.parametrize("text", CORRECT_FORMS)
+def test_checker_passes_correct_forms(tmp_path, text):
+    assert find_wrong_forms(_synthetic_lecture(tmp_path, f"The book says {text}.")) == []
 
 
 def _synthetic_lecture(tmp_path: Path, markdown: str, code: str = "x = 1") -> Path:
