@@ -103,7 +103,7 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 # Sampling is easy: draw $z \sim p(z)$, then $x \sim p_\theta(x \mid z)$. The *density* is not:
 # the integral over $z$ has no closed form once the decoder is non-linear, and estimating it by
 # Monte Carlo with prior samples, $p_\theta(x) \approx \frac1K \sum_k p_\theta(x \mid z_k)$ with
-# $z_k \sim p(z)$, needs astronomically many samples, because almost every $z$ drawn from the
+# $z_k \sim p(z)$, needs very many samples, because almost every $z$ drawn from the
 # prior explains a given $x$ very badly. (Section 6 measures this.) Maximum likelihood
 # training, which needs $\log p_\theta(x)$ and its gradient, is therefore out of reach directly.
 #
@@ -219,8 +219,20 @@ plt.show()
 #
 # ```{admonition} Erratum
 # :class: warning
-# Some lecture slides print $\mathrm{KL}(P\,\|\,Q) = 0.0414$ for this example. That value is wrong:
-# it matches neither direction in nats, bits or base-10 units (the cell below checks all six).
+# Some lecture slides print $\mathrm{KL}(P\,\|\,Q) = 0.0414$ for this example. As a KL divergence
+# that value is wrong: it is neither direction in nats, bits or base-10 units (the cell below
+# checks all six). It is what one gets with two slips at once, base-10 logarithms *and* $q$
+# rounded to $0.33$ (the slide displays $Q = 0.33 / 0.33 / 0.33$):
+#
+# $$
+# \sum_x p(x) \log_{10} \frac{p(x)}{0.33}
+# = 0.36 \log_{10} \tfrac{0.36}{0.33} + 0.48 \log_{10} \tfrac{0.48}{0.33} + 0.16 \log_{10} \tfrac{0.16}{0.33}
+# = 0.01360 + 0.07811 - 0.05030 = 0.04141 .
+# $$
+#
+# With $q = \tfrac13$ exactly, base 10 gives $0.0853 / \ln 10 = 0.0370$; and $(0.33, 0.33, 0.33)$
+# sums to $0.99$, so it is not a distribution and the sum above is not a KL divergence at all. The
+# correct value is $0.0853$ nats ($0.0975$ nats the other way round).
 # ```
 
 # %%
@@ -244,6 +256,14 @@ candidates = {
 }
 print({k: round(v, 4) for k, v in candidates.items()})
 assert all(abs(v - 0.0414) > 5e-4 for v in candidates.values())  # none rounds to 0.0414
+# the diagnosis: base 10 with q rounded to 0.33 gives 0.04141; with q = 1/3, base 10 gives 0.0370
+terms_033 = p * np.log10(p / 0.33)
+slide_value = float(terms_033.sum())
+print(f"Σ p log10(p / 0.33) = {' '.join(f'{t:+.5f}' for t in terms_033)} = {slide_value:.5f}")
+assert np.allclose(terms_033, [0.01360, 0.07811, -0.05030], atol=5e-6)
+assert round(slide_value, 5) == 0.04141 and round(slide_value, 4) == 0.0414
+assert round(candidates["KL(P‖Q) in bans"], 4) == 0.0370
+assert math.isclose(3 * 0.33, 0.99)  # the rounded "uniform" is not a distribution
 assert kl_discrete(p, p) == 0.0 and kl_discrete(p, [0.5, 0.5, 0.0]) == math.inf
 
 # %% [markdown]
@@ -542,10 +562,22 @@ show_images(samples[:16], nrow=16, ax=axes[2], title="samples from the prior")
 plt.show()
 
 # %% [markdown]
-# **The two gradient estimators, measured on the trained model.** For one test image we take
+# **The gradient estimators, measured on the trained model.** For one test image we take
 # $\mu, \sigma$ from the encoder and estimate $\nabla_\mu \mathbb E_q[\log p_\theta(x\mid z)]$ (a
-# 20-dimensional vector) from single samples, with each estimator, many times. Both average to
-# the same vector; the cell prints the total variance (the trace of the estimates' covariance).
+# 20-dimensional vector) from single samples, many times, with three estimators:
+#
+# * reparameterisation, $\nabla_\mu f(\mu + \sigma \odot \varepsilon)$;
+# * the score function, $f(z)\, (z - \mu)/\sigma^2$;
+# * the score function with a constant **baseline** $b$, $(f(z) - b)\,(z - \mu)/\sigma^2$. It is
+#   unbiased for any $b$ that does not depend on $z$, because the score has mean zero:
+#   $\mathbb E_q[\nabla_\mu \log q(z)] = \int \nabla_\mu q(z)\, dz = \nabla_\mu \int q(z)\, dz = \nabla_\mu 1 = 0$.
+#   Here $f(z) = \log p_\theta(x \mid z)$ is large and negative for every $z$ (its mean $b$ is
+#   printed, and asserted below $-50$ nats), and that common offset multiplies a noise vector of
+#   mean zero: it adds variance and no signal. We take $b$ = the mean of $f$ over 1,000 separate
+#   draws from $q$, an estimate of $\mathbb E_q[f]$ that is independent of the draws it is used with.
+#
+# All three average to the same vector; the cell prints the total variance (the trace of the
+# estimates' covariance) of each.
 
 # %%
 n_est = budget(ci=2_000, cpu=20_000, gpu=100_000)
@@ -559,15 +591,28 @@ z = mu_rep + torch.exp(0.5 * lv1) * eps
 f = bernoulli_log_likelihood(vae.decoder(z), x1.expand(n_est, -1, -1, -1))
 (g_reparam,) = torch.autograd.grad(f.sum(), mu_rep)  # row i: ∇_μ f(μ + σ ε_i)
 g_score = f.detach()[:, None] * (z.detach() - m1) / torch.exp(lv1)  # f(z_i) ∇_μ log q(z_i)
-var_rep, var_score = g_reparam.var(0).sum().item(), g_score.var(0).sum().item()
-gap = (g_reparam.mean(0) - g_score.mean(0)).norm().item()
-se = math.sqrt(var_score / n_est)
-print(
-    f"total variance, reparameterisation: {var_rep:,.1f}; score function: {var_score:,.1f} "
-    f"(ratio {var_score / var_rep:,.0f}); |difference of means| = {gap:.2f} (score-function s.e. ≈ {se:.2f})"
-)
-assert var_score > 10 * var_rep
-assert gap < 5 * se  # both estimate the same gradient
+with torch.no_grad():  # the baseline: E_q[f] estimated from 1,000 separate draws
+    z_b = m1 + torch.exp(0.5 * lv1) * torch.randn(1_000, vae.latent_dim, generator=gen).to(DEVICE)
+    f_baseline = bernoulli_log_likelihood(vae.decoder(z_b), x1.expand(1_000, -1, -1, -1)).mean()
+g_score_b = (f.detach() - f_baseline)[:, None] * (z.detach() - m1) / torch.exp(lv1)
+variances = {
+    "reparameterisation": g_reparam.var(0).sum().item(),
+    "score function": g_score.var(0).sum().item(),
+    "score function with baseline": g_score_b.var(0).sum().item(),
+}
+var_rep, var_score, var_score_b = variances.values()
+print(f"baseline b = {f_baseline:.1f} nats (f(z) = log p(x|z) over 1,000 separate draws)")
+for name, value in variances.items():
+    print(f"total variance, {name:29s} {value:12,.1f}   ({value / var_rep:,.0f} × reparameterisation)")
+for name, g in [("score function", g_score), ("with baseline", g_score_b)]:
+    gap = (g_reparam.mean(0) - g.mean(0)).norm().item()
+    se = math.sqrt(g.var(0).sum().item() / n_est)
+    print(f"|mean of reparameterisation − mean of {name}| = {gap:.2f} (s.e. ≈ {se:.2f})")
+    assert gap < 5 * se  # all three estimate the same gradient
+assert f_baseline < -50
+assert var_score > 100 * var_rep  # orders of magnitude against the plain score function
+assert var_score > 10 * var_score_b  # the baseline removes most of the score function's variance
+assert var_score_b > var_rep  # ... but not all: reparameterisation stays lower
 
 # %% [markdown]
 # **Importance-sampled log-likelihood.** The ELBO is only a bound. To estimate $\log p_\theta(x)$
@@ -579,11 +624,81 @@ assert gap < 5 * se  # both estimate the same gradient
 # \qquad z_k \sim q_\phi(z \mid x),
 # $$
 #
-# computed in log space with log-sum-exp. By Jensen's inequality the expected log of this
-# average is again a lower bound on $\log p_\theta(x)$, but one that increases with $K$ and tends
-# to $\log p_\theta(x)$; for $K = 1$ it is the ELBO. So the estimate must lie above the ELBO; and
-# the naive estimate with samples from the prior instead of $q_\phi$ (Section 1) must lie far
-# below both, because the prior rarely proposes a code that explains the image.
+# computed in log space with log-sum-exp. Write $w_k = p_\theta(x, z_k) / q_\phi(z_k \mid x)$ for
+# the importance weights (independent and identically distributed, each with mean
+# $\mathbb E[w_k] = \int q_\phi \, p_\theta(x, z)/q_\phi \, dz = p_\theta(x)$), and
+# $\mathcal L_K = \mathbb E\big[\log \tfrac1K \sum_{k=1}^K w_k\big]$ for the expected log of the
+# estimate; $\mathcal L_1 = \mathbb E[\log w_1]$ is the ELBO. Three facts {cite}`burda2016importance`,
+# each a statement **in expectation**:
+#
+# 1. *A lower bound.* The average $\tfrac1K \sum_k w_k$ has mean $p_\theta(x)$, and $\log$ is concave,
+#    so by Jensen's inequality $\mathcal L_K \le \log \mathbb E\big[\tfrac1K \sum_k w_k\big] = \log p_\theta(x)$.
+# 2. *Above the ELBO.* For every draw, the log of an average is at least the average of the logs
+#    (Jensen again, for the uniform distribution on $\{1, \dots, K\}$):
+#    $\log \tfrac1K \sum_k w_k \ge \tfrac1K \sum_k \log w_k$. Taking expectations,
+#    $\mathcal L_K \ge \tfrac1K \sum_k \mathbb E[\log w_k] = \mathcal L_1$. The inequality that holds
+#    draw by draw compares the estimate with the mean log-weight *of the same draw*; the ELBO is
+#    an expectation, and a single estimate can fall below it (a draw of $K$ unlucky $z_k$).
+# 3. *Non-decreasing in $K$.* Let $m \le K$ and let $I$ be a subset of $\{1, \dots, K\}$ of size $m$
+#    drawn uniformly at random, independently of the $z_k$. Each index belongs to $I$ with
+#    probability $m/K$, so for fixed weights
+#    $\mathbb E_I\big[\tfrac1m \sum_{i \in I} w_i\big] = \tfrac1m \sum_{k=1}^K \tfrac mK\, w_k = \tfrac1K \sum_{k=1}^K w_k$.
+#    Then, with Jensen's inequality over $I$ for fixed weights in the second step,
+#
+#    $$
+#    \mathcal L_K = \mathbb E_w\Big[\log \mathbb E_I\Big[\tfrac1m \sum_{i\in I} w_i\Big]\Big]
+#    \ge \mathbb E_w\, \mathbb E_I\Big[\log \tfrac1m \sum_{i\in I} w_i\Big]
+#    = \mathbb E_I\, \mathbb E_w\Big[\log \tfrac1m \sum_{i\in I} w_i\Big]
+#    = \mathbb E_I[\mathcal L_m] = \mathcal L_m .
+#    $$
+#
+#    The third step swaps the two expectations ($I$ is independent of the weights); the fourth is
+#    **exchangeability**: for every fixed $I$ the $m$ weights $(w_i)_{i \in I}$ are i.i.d. with
+#    the distribution of $(w_1, \dots, w_m)$, so their expected log-average is $\mathcal L_m$,
+#    whichever $m$ indices $I$ holds. Without it (weights of different distributions) the
+#    subsets' averages would not all equal $\mathcal L_m$ and the chain would break.
+#
+# If the weights are bounded, the average tends to $p_\theta(x)$ as $K \to \infty$ (law of large
+# numbers) and $\mathcal L_K \to \log p_\theta(x)$. The cell below checks all three facts on the
+# linear-Gaussian model of Section 3, where $\log p(x)$ is known, with
+# $q = \mathcal N(1, 0.2)$ (not the posterior): it draws the estimate many times for each $K$,
+# prints the means (ordered, below $\log p(x)$) and the share of single draws that fall below
+# the ELBO (not zero). The naive estimate with samples from the prior instead of $q_\phi$
+# (Section 1) is a different matter: it is unbiased for $p_\theta(x)$ too, but with a proposal that
+# rarely explains the image it lies far below the ELBO on the VAE (measured next).
+
+# %%
+m_toy, v_toy, n_rep = 1.0, 0.2, 100_000
+gen = torch.Generator().manual_seed(2)
+z = m_toy + math.sqrt(v_toy) * torch.randn(n_rep, 64, generator=gen, dtype=torch.float64)
+log_w = (  # log p(x | z) + log p(z) − log q(z)
+    -0.5 * (math.log(2 * math.pi * s2) + (x0 - a * z - b) ** 2 / s2)
+    - 0.5 * (math.log(2 * math.pi) + z**2)
+    + 0.5 * (math.log(2 * math.pi * v_toy) + (z - m_toy) ** 2 / v_toy)
+)
+elbo_toy = linear_gaussian_elbo(m_toy, v_toy)
+toy_estimates = {k: torch.logsumexp(log_w[:, :k], 1) - math.log(k) for k in (1, 2, 8, 64)}
+print(f"log p(x) = {log_px:.5f}, ELBO = {elbo_toy:.5f}")
+for k, est in toy_estimates.items():
+    print(
+        f"K = {k:2d}: mean of log p̂ = {est.mean():.5f} ± {est.std() / math.sqrt(n_rep):.5f}, "
+        f"share of draws below the ELBO {(est < elbo_toy).double().mean():.1%}"
+    )
+ks = list(toy_estimates)
+for k_small, k_large in zip(ks, ks[1:], strict=False):
+    diff = toy_estimates[k_large] - toy_estimates[k_small]  # same z's: a paired comparison
+    assert diff.mean() > 5 * diff.std() / math.sqrt(n_rep)  # L_K increases with K
+assert toy_estimates[64].mean() < log_px  # ... and stays below log p(x)
+assert abs(toy_estimates[1].mean() - elbo_toy) < 4 * toy_estimates[1].std() / math.sqrt(n_rep)  # L_1 = ELBO
+assert all((est < elbo_toy).double().mean() > 0.1 for est in toy_estimates.values())  # not draw by draw
+
+# %% [markdown]
+# **The trivial baseline.** A test log-likelihood means something only next to the simplest model
+# on the same metric: independent pixels, $p(x) = \prod_i p_i^{x_i} (1 - p_i)^{1 - x_i}$, with
+# $p_i$ the share of training digits whose pixel $i$ is on, plus one pseudo-count per outcome,
+# $p_i = (n_i + 1)/(N + 2)$, so that no test pixel gets probability zero (as in lecture 0). Its
+# log-likelihood is exact, and the cell computes it on the same binarised test digits as the
+# VAE's.
 
 # %%
 K = budget(ci=64, cpu=1_000, gpu=5_000)
@@ -602,6 +717,11 @@ print(
     f"  importance-sampled log p(x)  {is_ll.mean():8.2f} nats   (negative log-likelihood {-is_ll.mean():.2f})"
 )
 print(f"  prior-sampled estimate       {prior_mc.mean():8.2f} nats")
+p_pix = (x_train.sum(0) + 1) / (len(x_train) + 2)  # independent pixels, fitted on the training digits
+logits_indep = (torch.log(p_pix) - torch.log1p(-p_pix)).to(DEVICE)
+nll_indep = -bernoulli_log_likelihood(logits_indep.expand(len(xe), -1, -1, -1), xe).mean().item()
+print(f"  independent pixels (exact)   {-nll_indep:8.2f} nats   (negative log-likelihood {nll_indep:.2f})")
+assert -float(is_ll.mean()) < nll_indep and -float(elbo_test.mean()) < nll_indep  # the VAE beats it
 print(f"  share of images whose IS estimate exceeds their ELBO: {(is_ll > elbo_test).float().mean():.1%}")
 assert is_ll.mean() > elbo_test.mean()
 assert prior_mc.mean() < elbo_test.mean() - 10
@@ -610,19 +730,30 @@ is_small = importance_log_likelihood(vae, xe, k=max(2, K // 16), generator=gen)
 assert is_ll.mean() >= is_small.mean() - 0.05
 # headline numbers for the reproduction scoreboard (written only when GENCOURSE_RESULTS is set)
 common = dict(
-    lecture="01_vae", unit="nats", seeds=[0], wall_time_s=VAE_TIME, note=f"{len(x_train):,} training images"
+    lecture="01_vae",
+    unit="nats",
+    seeds=[0],
+    wall_time_s=VAE_TIME,
+    baseline={"independent pixels": nll_indep},
+    higher_is_better=False,
 )
+data_note = f"{len(x_train):,} training images; the first {len(xe):,} binarised test digits"
 record(
     "vae/test_negative_elbo",
     -float(elbo_test.mean()),
     description="VAE (k = 20) test negative ELBO, binarised MNIST",
+    note=data_note,
     **common,
 )
 record(
     "vae/test_nll",
     -float(is_ll.mean()),
-    paper="85–100 (approximate, 60k training images)",
+    paper=[85, 100],
     description=f"VAE (k = 20) test NLL by importance sampling, K = {K}",
+    note=(
+        f"{data_note}. The paper range is approximate (VAEs of this size in the literature, "
+        "trained on all 60,000 training images), not one paper's number"
+    ),
     **common,
 )
 
@@ -730,9 +861,14 @@ plt.show()
 #   \tfrac12 \sum_j (\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2)$, checked against
 #   `torch.distributions` and Monte Carlo; the forms seen in some slides are wrong.
 # * $z = \mu + \sigma \odot \varepsilon$ (standard deviation, not variance) gives gradients whose
-#   variance, measured on the trained VAE, is orders of magnitude below the score function's.
-# * The importance-sampled log-likelihood lies above the ELBO, and far above the naive estimate
-#   with prior samples.
+#   variance, measured on the trained VAE, is orders of magnitude below that of the plain
+#   score-function estimator. A constant baseline removes most of the score function's variance,
+#   and the reparameterised gradient's is still lower (the three variances are printed, both
+#   orderings asserted).
+# * In expectation, the importance-sampled log-likelihood lies between the ELBO and
+#   $\log p_\theta(x)$ and rises with $K$ (by exchangeability); single draws can fall below the
+#   ELBO (measured on a linear-Gaussian model). On the VAE its mean lies above the mean ELBO and
+#   far above the naive estimate with prior samples, and both beat the independent-pixel baseline.
 #
 # Next: lecture 2 replaces the likelihood altogether with a discriminator.
 
