@@ -931,8 +931,8 @@ plt.show()
 # :class: note
 # The seeds of the 2-D GAN are trained together: `gencourse.gan.StackedMLP` stacks the copies'
 # weights and runs them by batched matrix products, each copy on its own 256 rows of every batch,
-# which on a CPU costs much less than separate runs (lecture 3 explains why the copies are as
-# independent as separate runs). The MNIST classifier is trained once per book build and shared
+# so that a CPU pays the per-operation overhead of these small networks once (separate runs are
+# not timed here; lecture 3 explains why the copies are as independent as separate runs). The MNIST classifier is trained once per book build and shared
 # with lecture 3 (`gencourse.cache`). The DCGAN's networks are far smaller than the paper's so that
 # the `cpu` budget trains them in minutes, and it is trained for one seed there.
 # ```
