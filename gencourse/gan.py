@@ -169,6 +169,25 @@ def data_sampler(data: torch.Tensor) -> SampleReal:
     return sample_real
 
 
+def trivial_generators(
+    data: torch.Tensor, n: int, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
+    """n samples from each of two generators with no structure, fitted to ``data`` (N, d), the
+    trivial baselines for mode counting (compare with ``gencourse.pacgan.mode_stats``):
+
+    * ``"uniform on the data's box"``: x ~ U(∏ⱼ [minᵢ data_ij, maxᵢ data_ij]);
+    * ``"one Gaussian fitted"``: x ~ N(x̄, Σ̂), x̄ and Σ̂ the data's mean and covariance.
+    """
+    if data.dim() != 2 or len(data) < 2:
+        raise ValueError(f"data must be (N, d) with N ≥ 2, got {tuple(data.shape)}")
+    data = data.detach().double().cpu()
+    lo, hi = data.min(0).values, data.max(0).values
+    uniform = lo + (hi - lo) * torch.rand(n, data.shape[1], generator=generator, dtype=torch.float64)
+    chol = torch.linalg.cholesky(torch.cov(data.T).reshape(data.shape[1], data.shape[1]))
+    gaussian = data.mean(0) + torch.randn(n, data.shape[1], generator=generator, dtype=torch.float64) @ chol.T
+    return {"uniform on the data's box": uniform.float(), "one Gaussian fitted": gaussian.float()}
+
+
 class MLPGenerator(nn.Module):
     """z ∈ ℝᵏ → hidden layers (ReLU) → x ∈ ℝᵈ, for 2-D toy data."""
 

@@ -78,6 +78,7 @@ from gencourse.gan import (
     gradient_penalty,
     sample_latent,
     train_gan,
+    trivial_generators,
 )
 from gencourse.nets import (
     DCGANDiscriminator,
@@ -85,9 +86,10 @@ from gencourse.nets import (
     accuracy,
     trained_mnist_classifier,
 )
+from gencourse.pacgan import mode_stats
 from gencourse.plotting import show_images
 from gencourse.runtime import budget, budget_level, fit, get_device, seed_everything
-from gencourse.scoreboard import record_timing
+from gencourse.scoreboard import record, record_timing
 
 LEVEL, DEVICE = budget_level(), get_device()
 T0 = time.perf_counter()
@@ -326,8 +328,9 @@ for theta0 in offsets:
 # ## 3. The zoo of losses
 #
 # Many losses have been proposed since. With $D$ the raw output of the discriminator (a logit for
-# MM and NS, where $D(x)$ below stands for $\sigma(\text{logit})$), following the table of
-# {cite}`lucic2018are`:
+# MM and NS, where $D(x)$ below stands for $\sigma(\text{logit})$), the table lists the losses
+# compared by {cite}`lucic2018are` (their Table 1, here written with the signs and generator losses
+# that the lecture implements and trains; see the note below the table), with hinge added:
 #
 # | name | discriminator loss $L_D$ | generator loss $L_G$ |
 # | --- | --- | --- |
@@ -339,7 +342,29 @@ for theta0 in offsets:
 # | DRAGAN {cite}`kodali2017convergence` | NS $+\, \lambda\, \mathbb E(\|\nabla D(\hat x)\|_2 - 1)^2$, $\hat x = x + \text{noise}$ | NS |
 # | hinge {cite}`miyato2018spectral` | $\mathbb E \max(0, 1 - D(x)) + \mathbb E \max(0, 1 + D(G(z)))$ | $-\mathbb E D(G(z))$ |
 #
-# with $\alpha \sim U[0, 1]$ and $\lambda = 10$. In `gencourse.gan`, `discriminator_loss(name,
+# with $\alpha \sim U[0, 1]$ and $\lambda = 10$.
+#
+# **Which generator loss for DRAGAN, and where the slides' table comes from.** The slides' table
+# is written in Lucic et al.'s notation, where each row is expressed through the "GAN" row:
+# DRAGAN's discriminator loss as $L_D^{\text{GAN}}$ plus the penalty and its generator loss as
+# $L_G^{\text{GAN}}$. In that notation "GAN" is the minimax game, so the row, read literally,
+# gives DRAGAN the minimax generator loss $\mathbb E \log(1 - D(G(z)))$. The lecture uses the
+# **non-saturating** generator loss $-\mathbb E \log D(G(z))$ for DRAGAN, for two reasons. It is
+# what the study trained: the code released with it (`google/compare_gan`, file
+# `compare_gan/src/gans/DRAGAN.py`) minimises the sigmoid cross-entropy of $D(G(z))$ against the
+# label 1, that is $-\mathbb E \log D(G(z))$, the same line as in its non-saturating `GAN` class.
+# And lecture 2 showed that the minimax form saturates early in training. The same released code
+# writes LSGAN as squared errors to the targets 1 and 0 with positive signs (`LSGAN.py`:
+# $\tfrac12 \mathbb E (D(x) - 1)^2 + \tfrac12 \mathbb E D(G(z))^2$ and $\tfrac12 \mathbb E (D(G(z)) -
+# 1)^2$, the table's losses up to the factor ½), so the sign error discussed below is not in what
+# the study ran. What we could not do is read the printed Table 1 of the paper from a source
+# available to us: whether it prints DRAGAN's generator loss as $L_G^{\text{GAN}}$ and LSGAN's rows
+# with the minus signs that the slides show (which would make the printed table the source of
+# the slides' LSGAN error) is **not confirmed here**; the course's reference notes record the
+# table with the non-saturating DRAGAN loss and the positive LSGAN signs.
+# The comparison below trains DRAGAN with the non-saturating generator loss (asserted there).
+#
+# In `gencourse.gan`, `discriminator_loss(name,
 # d_real, d_fake)` and `generator_loss(name, d_fake)` implement the five base losses (`"mm"`,
 # `"ns"`, `"wgan"`, `"lsgan"`, `"hinge"`), and `train_gan` adds clipping (`clip=c`) or a penalty
 # (`penalty="gp"` or `"dragan"`, with weight λ). **BEGAN** {cite}`berthelot2017began` is built
@@ -457,19 +482,13 @@ assert slides_real[-1] < -1 and slides_gen[-1] < -1
 # budget), and every setting would deserve its own tuned learning rate {cite}`lucic2018are`;
 # here one setting serves all. WGAN clips at $c = 0.01$, WGAN-GP and DRAGAN use $\lambda = 10$.
 #
-# Metrics on 2,500 samples per run, as in lecture 2: modes captured (of 25) and the fraction of
-# high-quality samples (within 3 standard deviations of a mode), over several seeds.
-#
-# The seeds of one loss are trained together: `gencourse.gan.StackedMLP` stacks the copies'
-# weights and runs them by batched matrix products, each copy on its own 256 rows of a batch of
-# 3 × 256, and `train_gan` is unchanged (its losses are batch means, so each copy gets a third of
-# its own gradient, which Adam's normalisation undoes). On these small networks, whose cost on a
-# CPU is mostly per-operation overhead, one batched pass is cheaper than three separate ones (the
-# table's last column is the wall time per seed). Copy $s$ starts from seed $s$'s weights; the data and codes of
-# all copies come from one random stream (seed 0), so no copy sees the batches it would see alone:
-# the runs are as independent as before, not identical to separate ones. One difference is
-# DRAGAN's noise scale, $0.5 \cdot \mathrm{std}(x)$ over the whole batch: here the batch pools the
-# copies' real samples, drawn from the same mixture, a better estimate of the same number.
+# Metrics on 2,500 samples per run, as in lecture 2 (`gencourse.pacgan.mode_stats`): modes captured
+# (of 25), the fraction of high-quality samples (within 3 standard deviations of a mode) and the
+# reverse KL from the histogram of high-quality samples over the modes to the uniform one, over
+# several seeds. Beside them, the same trivial baselines as in lecture 2, 2,500 samples each:
+# uniform noise over the data's bounding box, one Gaussian fitted to the data, and the true
+# mixture (the ceiling). **The rule**: modes and reverse KL are read only for settings whose
+# samples are at least 70 % high quality; the table says where they are not.
 
 # %%
 VARIANTS = {
@@ -486,14 +505,8 @@ D_UPDATES_2D = budget(ci=300, cpu=4000, gpu=20_000)
 SEEDS_2D = budget(ci=[0], cpu=[0, 1, 2], gpu=[0, 1, 2, 3, 4])
 
 
-def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, std: float) -> tuple[int, float]:
-    """(modes captured, fraction of high-quality samples): a sample is high quality if within
-    3 std of its nearest centre; a mode is captured if it has one high-quality sample."""
-    dist, nearest = torch.cdist(samples, centers).min(1)
-    good = dist < 3 * std
-    return len(set(nearest[good].tolist())), good.float().mean().item()
-
-
+HQ_RULE = 0.7  # modes and reverse KL are read only above this fraction of high-quality samples
+assert VARIANTS["DRAGAN"]["loss"] == "ns"  # DRAGAN with the non-saturating generator loss (see above)
 results_2d, samples_2d = {}, {}
 z_eval = sample_latent(2500, 2, torch.Generator().manual_seed(99), DEVICE)
 S = len(SEEDS_2D)
@@ -513,17 +526,38 @@ for name, cfg in VARIANTS.items():
     with torch.no_grad():
         samples = g(z_eval.repeat(S, 1)).view(S, len(z_eval), 2).cpu()
     for i, seed in enumerate(SEEDS_2D):
-        results_2d[name, seed] = (*mode_coverage(samples[i], grid.centers, grid.std), secs)
+        st = mode_stats(samples[i], grid.centers, grid.std)
+        results_2d[name, seed] = (st["modes"], st["high_quality"], st["reverse_kl"], secs)
     samples_2d[name] = samples[0]
-print(f"grid of 25 Gaussians, {D_UPDATES_2D:,} discriminator updates, seeds {SEEDS_2D}")
-print(f"{'loss':8s} {'modes /25 (mean ± sd)':>22s} {'high quality % (mean ± sd)':>27s} {'s/seed':>6s}")
+gen_base = torch.Generator().manual_seed(7)
+baselines_2d = trivial_generators(grid.sample(2500, gen_base), 2500, gen_base)
+baselines_2d["true mixture"] = grid.sample(2500, gen_base)
+base_2d = {name: mode_stats(x, grid.centers, grid.std) for name, x in baselines_2d.items()}
+print(f"grid of 25 Gaussians, {D_UPDATES_2D:,} discriminator updates, seeds {SEEDS_2D}; mean ± sd over seeds")
+print(f"{'generator':26s} {'modes /25':>11s} {'high quality %':>15s} {'reverse KL':>14s} {'s/seed':>6s}")
 summary_2d = {}
+
+
+def rule_note(hq: float) -> str:
+    """The 70 % rule's verdict on a row with high-quality share ``hq``."""
+    return "" if hq >= HQ_RULE else f"  HQ < {HQ_RULE:.0%}: modes, rKL not meaningful"
+
+
 for name in VARIANTS:
     m = np.array([results_2d[name, s][0] for s in SEEDS_2D], dtype=float)
     h = 100 * np.array([results_2d[name, s][1] for s in SEEDS_2D])
-    secs = np.mean([results_2d[name, s][2] for s in SEEDS_2D])
-    summary_2d[name] = (m.mean(), m.std(), h.mean(), h.std())
-    print(f"{name:8s} {m.mean():14.1f} ± {m.std():4.1f} {h.mean():19.1f} ± {h.std():4.1f} {secs:6.1f}")
+    kl = np.array([results_2d[name, s][2] for s in SEEDS_2D])
+    secs = np.mean([results_2d[name, s][3] for s in SEEDS_2D])
+    summary_2d[name] = (m.mean(), m.std(), h.mean(), h.std(), kl.mean(), kl.std())
+    print(
+        f"{name:26s} {m.mean():5.1f} ± {m.std():3.1f} {h.mean():6.1f} ± {h.std():4.1f} "
+        f"{kl.mean():6.3f} ± {kl.std():.3f} {secs:6.1f}{rule_note(h.mean() / 100)}"
+    )
+for name, st in base_2d.items():
+    print(
+        f"{name:26s} {st['modes']:5d}       {100 * st['high_quality']:6.1f}        "
+        f"{st['reverse_kl']:6.3f}        {'':6s}{rule_note(st['high_quality'])}"
+    )
 
 # %%
 fig, axes = plt.subplots(
@@ -555,40 +589,84 @@ for ax, (col, label) in zip(
     for i, n in enumerate(VARIANTS):
         vals = [results_2d[n, s][0] if col == 0 else 100 * results_2d[n, s][1] for s in SEEDS_2D]
         ax.plot([i] * len(vals), vals, "k.", ms=4)
-    ax.set_title(f"{label}: mean ± sd over seeds {SEEDS_2D} (dots: runs)")
+    for (base, st), style in zip(list(base_2d.items())[:2], (":", "--"), strict=True):
+        ax.axhline(
+            st["modes"] if col == 0 else 100 * st["high_quality"], color="C3", ls=style, lw=1, label=base
+        )
+    if col == 2:
+        ax.axhline(100 * HQ_RULE, color="k", lw=0.8, label="70 % rule")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{label}: mean ± sd over seeds {SEEDS_2D} (dots: runs)", fontsize=9)
 plt.show()
 
 # %% [markdown]
 # **What the table shows**, at the budget printed above its header (the `ci` budget is far too
-# small to compare anything; read the `cpu` or `gpu` build). With 4,000 discriminator updates
-# and three seeds on this machine, the losses that update the generator after every
-# discriminator step (minimax, non-saturating, LSGAN, hinge) reach most of the 25 modes, and a
-# good share of their samples is high quality. The two WGANs made five times fewer generator
-# steps for the same discriminator work: their samples are spread between the modes (few are
-# within three standard deviations of one), and they cover fewer modes. That is a statement
-# about this budget, not about the losses' final quality: WGAN-GP's authors train the same
-# toy problem for 100,000 generator steps {cite}`gulrajani2017improved`. DRAGAN, with the
-# penalty weight and learning rate shared by all, did worst here: the penalty near the data
-# slows the discriminator down at this learning rate, and a loss tuned for one setting need not
-# transfer to another {cite}`lucic2018are`. The cell below asserts the part of this that is
-# robust (at `cpu` and `gpu`): non-saturating, LSGAN and hinge capture at least 20 of the 25
-# modes on average, and both WGANs have less than a quarter of the non-saturating GAN's share
-# of high-quality samples.
+# small to compare anything; read the `cpu` or `gpu` build). First the baselines: uniform noise
+# over the box captures most of the 25 modes by chance, with about 2 % of its samples of high
+# quality, and the fitted Gaussian many of them too. So a mode count is evidence only together
+# with quality, and by the rule the modes and reverse KL of a loss whose samples are below 70 %
+# high quality are not read; the table marks those rows.
+#
+# At the `cpu` budget (4,000 discriminator updates, three seeds) no loss reaches 70 %, so **the
+# losses' mode coverage is not compared here: not reproduced at this budget**. What the numbers
+# do support is the quality axis. The losses that update the generator after every
+# discriminator step (minimax, non-saturating, LSGAN, hinge) put, on average over seeds, more
+# than ten times the share of their samples near a mode that uniform noise does, and more than
+# five times on every seed. The two WGANs made five
+# times fewer generator steps for the same discriminator work, and their share is at the level
+# of uniform noise (less than twice its share): at this budget their samples are no better
+# placed than noise. That is a statement about this budget, not about the losses' final
+# quality: WGAN-GP's authors train the same toy problem for 100,000 generator steps
+# {cite}`gulrajani2017improved`. Differences within the first group are of the size of their
+# spread over seeds and are not a ranking; where DRAGAN, with the penalty weight and learning
+# rate shared by all, stands is printed by the cell below, and a loss tuned for one setting need
+# not transfer to another {cite}`lucic2018are`. The cell asserts these statements (at `cpu`) and
+# records the high-quality shares with their baselines on the scoreboard.
 
 # %%
-if LEVEL != "ci":
-    for name in ("NS", "LSGAN", "hinge"):
-        assert summary_2d[name][0] >= 20, (name, summary_2d[name])
+noise_hq_2d = {name: base_2d[name]["high_quality"] for name in list(base_2d)[:2]}
+hq_runs = {name: np.array([results_2d[name, s][1] for s in SEEDS_2D]) for name in VARIANTS}
+dragan_vs = min(hq_runs["DRAGAN"]) / max(noise_hq_2d.values())
+print(
+    f"DRAGAN: lowest seed's high-quality share = {dragan_vs:.1f} × the better noise baseline's; "
+    f"mean {hq_runs['DRAGAN'].mean():.1%} against NS {hq_runs['NS'].mean():.1%}"
+)
+if LEVEL == "cpu":
+    assert all(summary_2d[name][2] < 100 * HQ_RULE for name in VARIANTS)  # the rule: no mode counts read
+    for name in ("MM", "NS", "LSGAN", "hinge"):
+        assert hq_runs[name].mean() > 10 * max(noise_hq_2d.values()), (name, hq_runs[name], noise_hq_2d)
+        assert hq_runs[name].min() > 5 * max(noise_hq_2d.values()), (name, hq_runs[name], noise_hq_2d)
+    group = ("MM", "NS", "LSGAN", "hinge")  # their differences are within the spread over seeds
+    means = [hq_runs[name].mean() for name in group]
+    assert max(means) - min(means) < 2 * max(hq_runs[name].std() for name in group), means
     for name in ("WGAN", "WGAN-GP"):
-        assert summary_2d[name][2] < summary_2d["NS"][2] / 4, (name, summary_2d[name])
+        assert hq_runs[name].mean() < 2 * noise_hq_2d["uniform on the data's box"], (name, hq_runs[name])
+record(
+    "gan_losses/grid_high_quality",
+    {name: float(hq_runs[name].mean()) for name in VARIANTS},
+    lecture="03_gan_losses",
+    description="Each loss's share of high-quality samples on the 5 × 5 grid (same networks, optimiser and discriminator updates)",
+    unit="fraction",
+    seeds=SEEDS_2D,
+    spread=float(max(hq_runs[name].std() for name in VARIANTS)),
+    baseline={name: dict.fromkeys(VARIANTS, value) for name, value in noise_hq_2d.items()},
+    higher_is_better=True,
+    note=(
+        f"{D_UPDATES_2D:,} discriminator updates; spread = the largest sd over seeds among the losses; "
+        f"true mixture (ceiling) {base_2d['true mixture']['high_quality']:.3f}; modes and reverse KL not read "
+        f"where the share is below {HQ_RULE:.0%}: "
+        + ", ".join(n for n in VARIANTS if hq_runs[n].mean() < HQ_RULE)
+    ),
+)
 
 # %% [markdown]
 # ### The losses compared on MNIST
 #
 # The same comparison with lecture 2's DCGAN-style networks on MNIST, the same optimiser for all
 # (Adam, learning rate $10^{-3}$ as in lecture 2, $\beta = (0.5, 0.9)$, batches of 64), the same
-# number of discriminator updates. One seed per loss at the `cpu` budget (three at `gpu`): each
-# run costs minutes on a CPU, so the spread over seeds is measured on the 2-D mixture only. The yardstick is lecture 2's: a classifier trained on real digits;
+# number of discriminator updates, one seed per loss at the `cpu` budget (three at `gpu`), so the
+# spread over seeds is measured on the 2-D mixture only. The yardstick is lecture 2's: a
+# classifier trained on real digits;
 # for each run we report the fraction of 1,000 samples it classifies with probability above 0.9
 # ("confident") and the KL divergence from the histogram of predicted classes to the uniform
 # distribution over the ten digits (0 when all digits are equally frequent; $\log 10 \approx 2.3$
@@ -632,13 +710,35 @@ for name, cfg in VARIANTS.items():
             s = g(z_eval).cpu()
         results_mnist[name, seed] = (*digit_scores(s), time.perf_counter() - t)
         samples_mnist.setdefault(name, s)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x (n, 1, H, W) convolved with the separable Gaussian kernel exp(−t²/2σ²)/Σ, |t| ≤ 3σ,
+    zero padding (as in lecture 2)."""
+    r = math.ceil(3 * sigma)
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=x.dtype) ** 2) / (2 * sigma**2))
+    k = k / k.sum()
+    x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (r, r, 0, 0)), k.view(1, 1, 1, -1))
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, r, r)), k.view(1, 1, -1, 1))
+
+
+real_1000 = test_set.images[:1000]
+base_mnist = {
+    "uniform noise": digit_scores(torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(4))),
+    "mean training image": digit_scores(images.mean(0, keepdim=True).cpu().expand(1000, -1, -1, -1)),
+    "real digits blurred, σ = 1 px": digit_scores(gaussian_blur(real_1000, 1.0)),
+    "real digits blurred, σ = 2 px": digit_scores(gaussian_blur(real_1000, 2.0)),
+    "real test digits (ceiling)": digit_scores(real_1000),
+}
 print(f"MNIST, {D_UPDATES_MNIST:,} discriminator updates, seeds {SEEDS_MNIST}")
-print(f"{'loss':8s} {'confident %':>12s} {'KL(classes ‖ uniform)':>22s} {'s/run':>6s}")
+print(f"{'generator':30s} {'confident %':>12s} {'KL(classes ‖ uniform)':>22s} {'s/run':>6s}")
 for name in VARIANTS:
     c = 100 * np.array([results_mnist[name, s][0] for s in SEEDS_MNIST])
     kl = np.array([results_mnist[name, s][1] for s in SEEDS_MNIST])
     secs = np.mean([results_mnist[name, s][2] for s in SEEDS_MNIST])
-    print(f"{name:8s} {c.mean():7.1f} ± {c.std():3.1f} {kl.mean():15.3f} ± {kl.std():.3f} {secs:6.1f}")
+    print(f"{name:30s} {c.mean():7.1f} ± {c.std():3.1f} {kl.mean():15.3f} ± {kl.std():.3f} {secs:6.1f}")
+for name, (c, kl) in base_mnist.items():
+    print(f"{name:30s} {100 * c:7.1f}       {kl:15.3f}")
 
 # %%
 fig, axes = plt.subplots(1, len(VARIANTS), figsize=(2.6 * len(VARIANTS), 3))
@@ -648,14 +748,17 @@ plt.show()
 
 # %% [markdown]
 # The figure shows the samples of each loss (one seed at `cpu`; at `ci` they are noise). The
-# table above the figure gives, for each loss, the share of samples that the classifier labels
-# with confidence and how far the histogram of their classes is from uniform, where a generator
-# that produces a single digit would score $\log 10 \approx 2.3$. At the `cpu` budget no loss
-# collapses onto a few classes. Expect the clipped WGAN to lag: it made five times fewer generator
-# steps, against a critic crushed by clipping (section 4). With one seed per loss, these
-# differences are not a ranking: the 2-D experiment above shows how much runs of one loss vary.
-# The cell asserts, at `cpu` and `gpu`, that every loss has
-# more than 30 % confident samples and a class histogram within KL 0.5 of uniform.
+# table gives, for each loss and for the trivial baselines, the share of samples that the
+# classifier labels with confidence and how far the histogram of their classes is from uniform.
+# The two numbers are read together: the mean image, repeated, is one digit-like blob, so its
+# histogram sits in a single class and scores $\log 10 \approx 2.3$, whatever its confidence;
+# uniform noise is rarely classified with confidence. The cell asserts, at `cpu` and `gpu`, that
+# every loss has more than 30 % confident samples (over five times uniform noise's) and a class
+# histogram within KL 0.5 of uniform (below the mean image's), and prints, for each loss, whether
+# it beats real digits blurred by 1 and 2 pixels on the confident fraction. **With one seed per
+# loss at `cpu`, the differences between losses are not a ranking: a comparison of the losses on
+# MNIST is not reproduced at this budget** (the `gpu` budget runs three seeds); the 2-D
+# experiment above shows how much runs of one loss vary.
 
 # %%
 if LEVEL != "ci":
@@ -663,6 +766,51 @@ if LEVEL != "ci":
         confident = np.mean([results_mnist[name, s][0] for s in SEEDS_MNIST])
         kl = np.mean([results_mnist[name, s][1] for s in SEEDS_MNIST])
         assert confident > 0.3 and kl < 0.5, (name, confident, kl)
+        assert confident > 5 * base_mnist["uniform noise"][0] and kl < base_mnist["mean training image"][1]
+for name in VARIANTS:
+    confident = np.mean([results_mnist[name, s][0] for s in SEEDS_MNIST])
+    above = [
+        f"σ = {sg} px: {'above' if confident > base_mnist[f'real digits blurred, σ = {sg} px'][0] else 'below'}"
+        for sg in (1, 2)
+    ]
+    print(f"{name:8s} confident fraction vs blurred real digits: " + ", ".join(above))
+record(
+    "gan_losses/mnist_confident_fraction",
+    {name: float(np.mean([results_mnist[name, s][0] for s in SEEDS_MNIST])) for name in VARIANTS},
+    lecture="03_gan_losses",
+    description="Each loss's DCGAN samples classified with p > 0.9 (same networks, optimiser and discriminator updates)",
+    unit="fraction",
+    seeds=SEEDS_MNIST,
+    baseline={
+        name: {loss: base_mnist[name][0] for loss in VARIANTS}
+        for name in ("uniform noise", "real digits blurred, σ = 1 px", "real digits blurred, σ = 2 px")
+    },
+    higher_is_better=True,
+    note=(
+        f"{D_UPDATES_MNIST:,} discriminator updates, {len(SEEDS_MNIST)} seed(s): not a ranking of the losses; "
+        f"real test digits (ceiling): {base_mnist['real test digits (ceiling)'][0]:.3f}; the mean image "
+        f"(confident {base_mnist['mean training image'][0]:.3f}) is one class, KL {base_mnist['mean training image'][1]:.2f}"
+    ),
+)
+
+# %% [markdown]
+# ```{admonition} How this runs
+# :class: note
+# The seeds of one loss on the 2-D mixture are trained together: `gencourse.gan.StackedMLP`
+# stacks the copies' weights and runs them by batched matrix products, each copy on its own 256
+# rows of a batch of $S \times 256$ for $S$ seeds, and `train_gan` is unchanged (its losses are
+# batch means, so each copy gets $1/S$ of its own gradient, which Adam's normalisation undoes).
+# The reason is cost: on these small networks a CPU's time goes mostly to per-operation overhead,
+# which one batched pass pays once (separate runs are not timed here; the table's last column is
+# the stacked run's wall time divided by $S$). Copy $s$
+# starts from seed $s$'s weights; the data and codes of all copies come from one random stream
+# (seed 0), so no copy sees the batches it would see alone: the runs are as independent as
+# separate runs, not identical to them. One difference is DRAGAN's noise scale,
+# $0.5 \cdot \mathrm{std}(x)$ over the whole batch: here the batch pools the copies' real samples,
+# drawn from the same mixture, a better estimate of the same number. The MNIST runs cost minutes
+# each on a CPU, hence one seed per loss at the `cpu` budget; the MNIST classifier is trained once
+# per book build and shared with lecture 2 (`gencourse.cache`).
+# ```
 
 # %% [markdown]
 # ## 4. Weight clipping vs the gradient penalty
@@ -796,7 +944,14 @@ assert range_ratio > 100
 # * The losses differ in what the discriminator outputs (a logit, a score, a regression target)
 #   and in how the generator is pushed; each is one function of the package
 #   (`discriminator_loss`, `generator_loss`, `gradient_penalty`, `dragan_penalty`), trained by
-#   the same `train_gan` loop, compared above with the same networks and the same budget.
+#   the same `train_gan` loop. DRAGAN is trained with the non-saturating generator loss, as in the
+#   code released with Lucic et al.'s study.
+# * Compared with the same networks and budget beside trivial baselines, at the `cpu` budget: on
+#   the 2-D grid no loss reaches 70 % high-quality samples, so mode coverage is not compared (not
+#   reproduced at this budget); the losses that update the generator at every step place their
+#   samples near the modes, on average, over ten times as often as uniform noise, and the two WGANs, with five
+#   times fewer generator steps, no better than noise. On MNIST, one seed per loss: every loss
+#   beats noise and the mean image, and no ranking of the losses is claimed.
 # * Weight clipping keeps the critic Lipschitz by crushing it: most weights sit on $\pm c$ and the
 #   critic's values span a tiny range; the gradient penalty keeps $\|\nabla f\| \approx 1$ where
 #   it matters and leaves the weights free.

@@ -31,6 +31,7 @@ from gencourse.gan import (
     snapshot_steps,
     train_gan,
     trained_dcgan,
+    trivial_generators,
 )
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator
 
@@ -266,6 +267,23 @@ def test_data_sampler_and_latent():
     assert set(s.squeeze().tolist()) == set(range(10))
     z = sample_latent(20000, 2, torch.Generator().manual_seed(0))
     assert abs(z.mean().item()) < 0.02 and z.std().item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_trivial_generators_fit_the_box_and_the_moments():
+    gen = torch.Generator().manual_seed(0)
+    data = torch.randn(5000, 2, generator=gen) @ torch.tensor([[2.0, 0.0], [1.0, 0.5]]) + torch.tensor(
+        [1.0, -3.0]
+    )
+    out = trivial_generators(data, 20_000, gen)
+    uni, gau = out["uniform on the data's box"], out["one Gaussian fitted"]
+    assert uni.shape == gau.shape == (20_000, 2)
+    lo, hi = data.min(0).values, data.max(0).values
+    assert (uni >= lo).all() and (uni <= hi).all()
+    assert torch.allclose(uni.mean(0), (lo + hi) / 2, atol=0.1)  # uniform: mean at the box's centre
+    assert torch.allclose(gau.mean(0), data.mean(0), atol=0.05)
+    assert torch.allclose(torch.cov(gau.T), torch.cov(data.T), atol=0.1)
+    with pytest.raises(ValueError):
+        trivial_generators(torch.zeros(1, 2), 10)
 
 
 class Shift(nn.Module):
