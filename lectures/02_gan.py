@@ -376,8 +376,7 @@ assert mean_d < 0.1 and norms["ns"] > 5 * norms["mm"]
 #
 # Each non-saturating step moves the generator along the gradient of $-\log D(G(z))$ for the
 # *current* discriminator. What does that step do to $Q$ in aggregate? Arjovsky and Bottou
-# ("Towards principled methods for training generative adversarial networks", ICLR 2017, their
-# Theorem 2.5) answer it for a discriminator at its optimum.
+# {cite}`arjovsky2017towards` (their Theorem 2.5) answer it for a discriminator at its optimum.
 # Let the generator have parameters $\theta$, $Q_\theta$ its distribution with density (or
 # probability vector) $q_\theta$, and fix the current parameters $\theta_0$, $q_0 = q_{\theta_0}$.
 # Hold the discriminator at the optimum for $\theta_0$, $D^*_0 = p/(p + q_0)$, **frozen**: it does

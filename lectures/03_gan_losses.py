@@ -419,14 +419,18 @@ print("package losses = table formulas, finite at logits ±200")
 # * WGAN: $-ay + by$ is unbounded below unless the critic is constrained: hence clipping or a
 #   penalty.
 #
-# **An error seen in slides.** A table of these losses printed the LSGAN row with minus signs,
+# ```{admonition} Erratum 5: the LSGAN signs
+# :class: warning
+# A table of these losses in lecture slides printed the LSGAN row with minus signs,
 # $L_D = -\mathbb E(D(x) - 1)^2 + \mathbb E D(G(z))^2$ and $L_G = -\mathbb E(D(G(z)) - 1)^2$. Both
 # are wrong: $-(y - 1)^2$ is *maximal* at $y = 1$, so minimising it pushes $D(x)$ away from 1
 # (the discriminator learns to call real data fake, without bound), and the signed $L_G$ pushes
 # $D(G(z))$ away from 1 (the generator learns to look *less* real). The correct losses are
-# squared errors to the targets 1 and 0, minimised. The cell checks the pointwise minimisers
-# above on a grid of outputs and runs gradient descent on a single output $y$ with both versions
-# of LSGAN.
+# squared errors to the targets 1 and 0, minimised.
+# ```
+#
+# The cell checks the pointwise minimisers above on a grid of outputs and runs gradient descent
+# on a single output $y$ with both versions of LSGAN.
 
 # %%
 y_grid = torch.linspace(-3, 3, 60_001, dtype=torch.float64)
