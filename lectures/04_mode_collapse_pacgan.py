@@ -31,7 +31,8 @@
 # 5. an unrolled GAN {cite}`metz2017unrolled` as a second remedy, and
 # 6. two controls: a GAN with a discriminator as large as PacGAN's, and one with $m$ times the
 #    batch;
-# 7. Stacked MNIST (1,000 modes) counted with a course-trained classifier: DCGAN against PacDCGAN2.
+# 7. Stacked MNIST (1,000 modes) counted with a course-trained classifier: DCGAN against PacDCGAN2,
+#    beside generators that copy real digits, blur them, or output the mean digit.
 #
 # Prerequisites: lectures 2 and 3 (the GAN game, the non-saturating loss, the training loop).
 #
