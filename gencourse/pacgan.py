@@ -116,6 +116,73 @@ def mode_stats(
     return {"modes": int((counts > 0).sum()), "high_quality": n_good / len(samples), "reverse_kl": rkl}
 
 
+HIGH_QUALITY_MIN = 0.70  # modes and reverse KL are read only where ≥ 70 % of samples are high quality
+
+
+def uniform_box_samples(data: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n points uniform on the bounding box of ``data`` (N, d): xⱼ ~ U[min data[:, j], max data[:, j]]
+    independently per coordinate; a generator with no structure at all."""
+    if data.dim() != 2 or n < 1:
+        raise ValueError(f"need data (N, d) and n ≥ 1, got shape {tuple(data.shape)} and n={n}")
+    low, high = data.min(0).values, data.max(0).values
+    return low + (high - low) * torch.rand(n, data.shape[1], generator=generator, dtype=data.dtype)
+
+
+def gaussian_fit_samples(
+    data: torch.Tensor, n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """n points from the single Gaussian fitted to ``data`` (N, d) by maximum likelihood:
+    N(μ̂, Σ̂) with μ̂ = mean of the rows and Σ̂ = (1/N) Σᵢ (xᵢ − μ̂)(xᵢ − μ̂)ᵀ, sampled as
+    μ̂ + L ε with Σ̂ = L Lᵀ (Cholesky) and ε ~ N(0, I)."""
+    if data.dim() != 2 or n < 1:
+        raise ValueError(f"need data (N, d) and n ≥ 1, got shape {tuple(data.shape)} and n={n}")
+    x = data.double()
+    mu = x.mean(0)
+    cov = (x - mu).T @ (x - mu) / len(x)
+    eps = torch.randn(n, data.shape[1], generator=generator, dtype=torch.float64)
+    return (mu + eps @ torch.linalg.cholesky(cov).T).to(data.dtype)
+
+
+def quality_invalid_reason(high_quality: ArrayLike, threshold: float = HIGH_QUALITY_MIN) -> str:
+    """Why a setting's modes and reverse KL cannot be read: "" when the mean over runs of the
+    high-quality fraction (in [0, 1]) is at least ``threshold``, else e.g.
+    "high quality 2.0 % < 70 %" (the mode count of diffuse noise says nothing)."""
+    mean = float(np.nanmean(np.asarray(high_quality, dtype=float)))
+    if mean >= threshold:
+        return ""
+    return f"high quality {100 * mean:.1f} % < {100 * threshold:.0f} %"
+
+
+def beyond_spread(a: ArrayLike, b: ArrayLike, higher_is_better: bool = True, z: float = 2.0) -> bool:
+    """Whether runs ``a`` beat runs ``b`` beyond the spread over seeds: the difference of the
+    means, in the metric's direction, exceeds ``z`` standard errors of that difference,
+    mean(a) − mean(b) > z √(s_a²/n_a + s_b²/n_b) (s the sample standard deviation, ddof 1; NaN
+    runs dropped). Needs at least two runs on each side."""
+    x, y = (np.asarray(v, dtype=float) for v in (a, b))
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError(f"need at least two runs on each side, got {len(x)} and {len(y)}")
+    diff = (x.mean() - y.mean()) * (1 if higher_is_better else -1)
+    se = math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+    return bool(diff > z * se)
+
+
+def blur_images(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each channel of images x (n, C, H, W) convolved with a normalised Gaussian kernel of
+    standard deviation ``sigma`` pixels, k(i) ∝ exp(−i²/(2σ²)) for |i| ≤ ⌈3σ⌉, separably along
+    rows and columns, with the image reflected at its borders (scipy's ``mode="mirror"``)."""
+    if x.dim() != 4 or sigma <= 0:
+        raise ValueError(f"need images (n, C, H, W) and sigma > 0, got {tuple(x.shape)} and {sigma}")
+    r = math.ceil(3 * sigma)
+    i = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(i**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    y = nn.functional.pad(x, (r, r, r, r), mode="reflect")
+    y = nn.functional.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return nn.functional.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 # --------------------------------------------------------------------------------------------
 # Ensembles of small networks: `members` independent copies with stacked weights.
 # --------------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@
 # 5. an unrolled GAN {cite}`metz2017unrolled` as a second remedy, and
 # 6. two controls: a GAN with a discriminator as large as PacGAN's, and one with $m$ times the
 #    batch;
-# 7. Stacked MNIST (1,000 modes) counted with a course-trained classifier: DCGAN against PacDCGAN2.
+# 7. Stacked MNIST (1,000 modes) counted with a course-trained classifier: DCGAN against PacDCGAN2,
+#    beside generators that copy real digits, blur them, or output the mean digit.
 #
 # Prerequisites: lectures 2 and 3 (the GAN game, the non-saturating loss, the training loop).
 #
@@ -72,16 +73,22 @@ from gencourse.divergences import tv_distance, tv_product
 from gencourse.gan import sample_latent, train_gan
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator, MNISTClassifier, accuracy, train_classifier
 from gencourse.pacgan import (
+    HIGH_QUALITY_MIN,
     MaxoutDiscriminator,
     PacGANGenerator,
     Packed,
+    beyond_spread,
+    blur_images,
+    gaussian_fit_samples,
     has_mode_collapse,
     matched_maxout_hidden,
     mode_stats,
     pack,
     packing_bounds,
     parameter_count,
+    quality_invalid_reason,
     train_pacgan,
+    uniform_box_samples,
 )
 from gencourse.plotting import show_images
 from gencourse.runtime import budget, budget_level, get_device, seed_everything
@@ -107,8 +114,10 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 # **Networks and protocol.** The paper's networks are a generator with four hidden layers of 400
 # units (batch norm and ReLU) and a discriminator with three maxout layers of 200 units and 5
 # pieces; non-saturating loss, Adam with learning rate $10^{-4}$ and $\beta_1 = 0.8$, batches of 100
-# (packed) examples, 400,000 updates, 10 runs per setting. The `gpu` budget uses exactly that
-# (expect several hours for the whole table, even on a GPU). On a
+# (packed) examples, 400,000 updates, 10 runs per setting. The opt-in `paper` budget
+# (`GENCOURSE_BUDGET=paper`) uses exactly that (expect several hours for the whole table, even on
+# a GPU); the `gpu` budget, sized for a Colab session, runs the `cpu` protocol five times longer
+# (20,000 updates) with 10 runs per setting. On a
 # CPU, 400,000 updates of these networks take hours per run, so the `cpu` and `ci` budgets use a
 # protocol of their own, printed by the next cell and the **same for every row** of the tables
 # below (GAN, PacGAN, the unrolled GAN and the controls differ only in what the row's name says):
@@ -116,24 +125,23 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 # * a generator with three hidden layers of 64 units and ReLU, **without** batch norm, and a
 #   discriminator with three maxout layers of 48 units (5 pieces each), with PyTorch's default
 #   initialisation instead of the paper's $\mathcal N(0, 0.02^2)$ weights;
-# * 2,000 updates instead of 400,000, and 3 runs per setting instead of 10;
-# * Adam with $\beta = (0.5, 0.9)$, learning rate $3 \cdot 10^{-4}$ for the generator and
-#   $3 \cdot 10^{-3}$ for the discriminator (ten times faster: a "two time-scale" choice), both
-#   decayed linearly to a tenth of their value over the run.
+# * 4,000 updates instead of 400,000, and 5 runs per setting instead of 10;
+# * Adam with $\beta = (0.5, 0.9)$, learning rate $10^{-3}$ for the generator and $10^{-2}$ for
+#   the discriminator (ten times faster: a "two time-scale" choice), both decayed linearly to a
+#   tenth of their value over the run.
 #
-# We chose these by trials that are not run here, and state what we saw. With the paper's equal
-# learning rates and a budget of a few thousand updates, neither the plain nor the packed
-# discriminators learned the fine structure of the grid (modes of standard deviation 0.05, two
-# units apart): every setting produced diffuse samples that touched many modes with almost no
-# high-quality samples, so the table compared nothing. A discriminator that learns ten times
-# faster does learn it, and then the plain GAN collapses, on the grid far more severely than in
-# the paper;
-# PacGAN's samples, at this budget, cover the modes but are still imprecise. The paper's
-# protocol is what the `gpu` budget runs.
-#
-# Several seeds are trained at once as one batched "ensemble" model (`members` in
-# `gencourse.pacgan`; each member has its own weights, data and noise, and receives exactly the
-# gradient of its own loss), which pays the CPU's per-operation overhead once for all seeds.
+# We chose it by a search of about an hour, tracking modes, high-quality fraction and reverse
+# KL against updates (as the curves of Section 4 do), and state what we saw (the search is not
+# run here). With equal learning rates ($10^{-3}$) no setting left the diffuse phase within
+# 3,000 updates (under 5 % high-quality samples): such a table compares noise with noise. The
+# previous version of this lecture ran 2,000 updates with rates $3 \cdot 10^{-4}$ and
+# $3 \cdot 10^{-3}$: the GAN never left the central mode (1 mode, 97 % high quality) while the
+# PacGANs stayed diffuse, which is the trap of a short protocol. A generator with batch norm
+# (three layers of 128) gave the GAN about 16 of 25 modes, close to the paper's 17.3, but cost
+# twice as much per update and its PacGAN2 was still under 25 % high quality after 3,000
+# updates. The protocol above is the cheapest we found at which the GAN's samples reach the
+# 70 % bar of Section 4 within the `cpu` budget; whether the PacGANs reach it is what the
+# curves show.
 #
 # We first train plain GANs on both data sets and look at one run every few hundred updates.
 
@@ -143,46 +151,40 @@ PAPER_PROTOCOL = dict(
     lr_end=None, betas=(0.8, 0.999), steps=400_000,
 )  # fmt: skip
 CPU_PROTOCOL = dict(
-    g_hidden=64, g_depth=3, g_batch_norm=False, d_hidden=48, init_std=None, lr=3e-4, lr_d=3e-3,
-    lr_end=3e-5, betas=(0.5, 0.9), steps=2_000,
+    g_hidden=64, g_depth=3, g_batch_norm=False, d_hidden=48, init_std=None, lr=1e-3, lr_d=1e-2,
+    lr_end=1e-4, betas=(0.5, 0.9), steps=4_000,
 )  # fmt: skip
 PROTOCOL = budget(
-    ci={**CPU_PROTOCOL, "g_hidden": 16, "d_hidden": 8, "steps": 40}, cpu=CPU_PROTOCOL, gpu=PAPER_PROTOCOL
+    ci={**CPU_PROTOCOL, "g_hidden": 16, "d_hidden": 8, "steps": 40},
+    cpu=CPU_PROTOCOL,
+    gpu={**CPU_PROTOCOL, "steps": 20_000},  # sized for a Colab session
+    paper=PAPER_PROTOCOL,  # the paper's Table 1 protocol: hours, opt-in only
 )
-SEEDS = list(range(budget(ci=2, cpu=3, gpu=10)))
-BATCH, PIECES, N_EVAL, N_SNAPSHOTS = 100, 5, 2_500, 6
+SEEDS = list(range(budget(ci=2, cpu=5, gpu=10)))  # the paper: 10 runs per setting
+BATCH, PIECES, N_EVAL, N_CURVE = 100, 5, 2_500, budget(ci=2, cpu=8, gpu=20)
 MIXTURES = {"ring": ring_mixture(), "grid": grid_mixture()}
 TRAIN_SETS = {name: mix.sample(100_000, torch.Generator().manual_seed(1)) for name, mix in MIXTURES.items()}
 print(f"protocol at budget '{LEVEL}': {PROTOCOL}; {len(SEEDS)} runs per setting, batches of {BATCH}")
 
 
 def train_setting(
-    data_name: str,
-    m: int = 1,
-    *,
-    unroll: int = 0,
-    d_hidden: int | None = None,
-    batch_factor: int = 1,
-    keep_snapshots: bool = False,
+    data_name: str, m: int = 1, *, unroll: int = 0, d_hidden: int | None = None, batch_factor: int = 1
 ) -> dict:
-    """Train len(SEEDS) runs of one setting at once (one ensemble) on the ring or the grid and
-    return the paper's metrics per run after the last update, with the samples of run 0 at every
-    evaluation (N_SNAPSHOTS of them during training if keep_snapshots, else only the last). m > 1: PacGAN with packing degree m; unroll = k:
-    unrolled GAN; d_hidden: discriminator width; batch_factor = b: a GAN (m = 1) with b times the
-    batch, its generated points made in b batch-norm groups like PacGAN_b's."""
+    """Train len(SEEDS) runs of one setting at once (one ensemble) on the ring or the grid.
+    Returns the paper's metrics of every run at N_CURVE evaluations during training (curves:
+    arrays of shape (N_CURVE, runs)) and after the last update ("modes", "high_quality" in %,
+    "reverse_kl": one number per run), and the samples of run 0 at every evaluation.
+    m > 1: PacGAN with packing degree m; unroll = k: unrolled GAN; d_hidden: discriminator
+    width; batch_factor = b: a GAN (m = 1) with b times the batch, its generated points made in
+    b batch-norm groups like PacGAN_b's."""
     mix, data = MIXTURES[data_name], TRAIN_SETS[data_name]
     seed = 1000 * m + 100 * unroll + 10 * batch_factor + (d_hidden is not None)
     torch.manual_seed(seed)
     members = len(SEEDS)
     g = PacGANGenerator(
-        2,
-        PROTOCOL["g_hidden"],
-        PROTOCOL["g_depth"],
-        2,
-        members=members,
-        batch_norm=PROTOCOL["g_batch_norm"],
-        init_std=PROTOCOL["init_std"],
-    ).to(DEVICE)
+        2, PROTOCOL["g_hidden"], PROTOCOL["g_depth"], 2, members=members,
+        batch_norm=PROTOCOL["g_batch_norm"], init_std=PROTOCOL["init_std"],
+    ).to(DEVICE)  # fmt: skip
     d = MaxoutDiscriminator(
         2 * m, d_hidden or PROTOCOL["d_hidden"], PIECES, 3, members=members, init_std=PROTOCOL["init_std"]
     ).to(DEVICE)  # fmt: skip
@@ -196,24 +198,24 @@ def train_setting(
     t = time.perf_counter()
     history = train_pacgan(
         g, d, data, steps, pack=m, batch_size=BATCH * batch_factor, lr=PROTOCOL["lr"], lr_d=PROTOCOL["lr_d"],
-        betas=PROTOCOL["betas"], lr_end=PROTOCOL["lr_end"], bn_groups=batch_factor if batch_factor > 1 else None, unroll=unroll,
-        seed=seed, eval_every=steps // N_SNAPSHOTS if keep_snapshots else 0, evaluate=evaluate,
-        n_eval=N_EVAL, desc=f"{data_name} m={m}",
+        betas=PROTOCOL["betas"], lr_end=PROTOCOL["lr_end"], bn_groups=batch_factor if batch_factor > 1 else None,
+        unroll=unroll, seed=seed, eval_every=steps // N_CURVE, evaluate=evaluate, n_eval=N_EVAL,
+        desc=f"{data_name} m={m}",
     )  # fmt: skip
+    curves = {key: np.array(history[key], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}
+    curves["high_quality"] *= 100
     return {
-        "modes": np.array(history["modes"][-1], dtype=float),
-        "high_quality": 100 * np.array(history["high_quality"][-1]),
-        "reverse_kl": np.array(history["reverse_kl"][-1]),
+        **{key: curve[-1] for key, curve in curves.items()},
+        "curves": curves,
+        "curve_steps": np.array(history["eval_step"]),
         "seconds": time.perf_counter() - t,
         "d_params": parameter_count(d),
-        "history": history,
         "snapshots": evaluated[::members],  # run 0 at each evaluation
         "final": evaluated[-members],  # run 0 after the last update
     }
 
 
-RESULTS = {("ring", "GAN"): train_setting("ring", keep_snapshots=True)}
-RESULTS["grid", "GAN"] = train_setting("grid", keep_snapshots=True)
+RESULTS = {(name, "GAN"): train_setting(name) for name in ("ring", "grid")}
 
 # %%
 n_snap = len(RESULTS["grid", "GAN"]["snapshots"])
@@ -224,7 +226,7 @@ for row, name in zip(axes, ("ring", "grid"), strict=True):
     real = mix.sample(N_EVAL, torch.Generator().manual_seed(2))
     row[0].scatter(real[:, 0], real[:, 1], s=1, c="k")
     row[0].set_title(f"{name}: data")
-    for ax, step, points in zip(row[1:], res["history"]["eval_step"], res["snapshots"], strict=True):
+    for ax, step, points in zip(row[1:], res["curve_steps"], res["snapshots"], strict=True):
         stats = mode_stats(points, mix.centers, mix.std)
         ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4)
         ax.scatter(mix.centers[:, 0], mix.centers[:, 1], marker="x", c="r", s=12, lw=0.8)
@@ -253,6 +255,16 @@ for name in ("ring", "grid"):
 # how many different modes it captured at some snapshot, and how many it held at every one: a
 # generator that wanders between modes visits more of them over training than it holds at any
 # time. Section 4 measures the final state of all runs.
+#
+# ```{admonition} How this runs
+# :class: note
+# Each setting's runs (5 at `cpu`) are trained at once as one batched "ensemble" model
+# (`members` in `gencourse.pacgan`: every member has its own weights, data and noise, and
+# receives exactly the gradient of its own loss, as if trained alone), which pays a CPU's
+# per-operation overhead once for all runs. The number of updates, runs and evaluations is set
+# by `budget(ci=..., cpu=..., gpu=...)`; at `ci` the networks are tiny and train for 40 updates,
+# which checks the code, not the result.
+# ```
 # %% [markdown]
 # ## 2. The packing idea
 #
@@ -1013,7 +1025,7 @@ assert (gaps[2][near] < gaps[3][near]).all() and (gaps[3][near] < gaps[4][near])
 # PacGAN$m$ is the GAN of Section 1 with one change: the discriminator's input layer takes $m$
 # points (the first maxout layer has $2m$ inputs), and it sees packs of $m$ real or $m$ generated
 # points. Everything else (networks, loss, optimiser, number of updates, 100 packed examples per
-# batch, so $100\,m$ points of each kind per update) is as for the GAN. With the `gpu` protocol's
+# batch, so $100\,m$ points of each kind per update) is as for the GAN. With the `paper` protocol's
 # batch-norm generator, as in the paper's code, the $100\,m$ points of an update are made in $m$
 # blocks of 100 with their own batch-norm statistics, one block per slot of a pack.
 #
@@ -1031,8 +1043,7 @@ assert (gaps[2][near] < gaps[3][near]).all() and (gaps[3][near] < gaps[4][near])
 # $$
 #
 # differentiating through the $k$ steps (`train_pacgan(..., unroll=k)`; the discriminator itself
-# still takes one ordinary step per update). It costs about $k$ extra forward and backward passes
-# of the discriminator, with second derivatives, per update.
+# still takes one ordinary step per update).
 #
 # ## 6. Controls: a bigger discriminator, or a bigger batch?
 #
@@ -1043,13 +1054,21 @@ assert (gaps[2][near] < gaps[3][near]).all() and (gaps[3][near] < gaps[4][near])
 # * **GAN, large D**: a GAN whose (unpacked) maxout discriminator is widened until it has as many
 #   parameters as PacGAN4's (`gencourse.pacgan.matched_maxout_hidden`);
 # * **GAN, 4× batch**: a GAN trained on batches of $4 \times 100$ points (generated in four
-#   batch-norm blocks like PacGAN4's, which matters only for the `gpu` protocol's batch-norm
+#   batch-norm blocks like PacGAN4's, which matters only for the `paper` protocol's batch-norm
 #   generator), so that it sees exactly as many points per update.
 #
 # The unrolled GAN and the controls are run on the grid, where the paper's differences are
-# largest. The
-# cell prints each setting's mean ± standard error over the runs next to the paper's Table 1
-# (10 runs, 400,000 updates), and the wall time per setting.
+# largest. The cell after the baselines prints each setting's mean ± standard deviation over
+# its runs next to the paper's Table 1 (10 runs, 400,000 updates), and the wall time per setting.
+#
+# ```{admonition} How this runs
+# :class: note
+# Every setting trains its runs as one ensemble (Section 1) and evaluates them at a few points
+# during training, which gives the curves below at no extra training. Unrolling costs about
+# $k$ extra forward and backward passes of the discriminator per update, with second
+# derivatives, so the `cpu` budget affords $k = 1$ (the `gpu` budget unrolls 5 steps); the GAN
+# with four times the batch costs about four times as much per update as the GAN.
+# ```
 
 # %%
 PAPER_TABLE1 = {  # (modes, high-quality %, reverse KL): ring then grid; Lin et al. 2018, Table 1
@@ -1058,6 +1077,9 @@ PAPER_TABLE1 = {  # (modes, high-quality %, reverse KL): ring then grid; Lin et 
     "PacGAN3": ((7.8, 97.7, 0.10), (24.6, 94.2, 0.06)),
     "PacGAN4": ((7.8, 95.9, 0.07), (24.8, 93.6, 0.04)),
 }
+PAPER_MODES_SPREAD = {  # the ± of the paper's mode counts (Table 1, 10 runs): ring then grid
+    "GAN": (0.5, 0.8), "PacGAN2": (0.1, 0.7), "PacGAN3": (0.1, 0.4), "PacGAN4": (0.1, 0.2),
+}  # fmt: skip
 UNROLL = budget(ci=1, cpu=1, gpu=5)  # look-ahead steps (Metz et al. used up to 10)
 for name in ("ring", "grid"):
     for m in (2, 3, 4):
@@ -1077,50 +1099,161 @@ width_gaps = {
 }
 assert min(width_gaps, key=width_gaps.get) == wide  # the closest width to PacGAN4's parameter count
 
+# %% [markdown]
+# **Trivial baselines on the same metric.** Before reading any row, three generators that
+# learn nothing, scored by `mode_stats` on 2,500 samples exactly like the GANs (5 draws each):
+# uniform noise on the data's bounding box (`gencourse.pacgan.uniform_box_samples`), the single
+# Gaussian fitted to the training set by maximum likelihood (`gaussian_fit_samples`), and the
+# true mixture itself (the ceiling). Noise spread over the plane touches most modes of the grid
+# with a few of its points, so **a mode count means nothing without the high-quality
+# fraction beside it**. The rule of this lecture, enforced in the code below: a setting's modes
+# and reverse KL are read only if the mean over its runs of the high-quality fraction is at
+# least 70 % (`gencourse.pacgan.HIGH_QUALITY_MIN`; the paper's GAN, 17.3 modes at 94.8 %,
+# passes it; uniform noise does not); a row below that gets a computed reason
+# (`quality_invalid_reason`), printed in the table and carried to the scoreboard.
 
-def mean_se(values: np.ndarray) -> tuple[float, float]:
-    """Mean and standard error s/√n over the runs (NaN runs, with no high-quality sample, dropped)."""
+# %%
+BASELINE_DRAWS = 5
+
+
+def baseline_stats(data_name: str) -> dict[str, dict[str, np.ndarray]]:
+    """mode_stats of the three trivial generators, BASELINE_DRAWS draws of N_EVAL points each,
+    in the same format as train_setting's results (high quality in %)."""
+    mix, data = MIXTURES[data_name], TRAIN_SETS[data_name]
+    samplers = {
+        "uniform on the data's box": lambda gen: uniform_box_samples(data, N_EVAL, gen),
+        "one Gaussian fitted": lambda gen: gaussian_fit_samples(data, N_EVAL, gen),
+        "the true mixture": lambda gen: mix.sample(N_EVAL, gen),
+    }
+    out = {}
+    for label, sample in samplers.items():
+        stats = [mode_stats(sample(torch.Generator().manual_seed(50 + i)), mix.centers, mix.std) for i in range(BASELINE_DRAWS)]  # fmt: skip
+        out[label] = {key: np.array([s[key] for s in stats], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}  # fmt: skip
+        out[label]["high_quality"] *= 100
+    return out
+
+
+BASELINES = {name: baseline_stats(name) for name in ("ring", "grid")}
+
+
+def invalid(res: dict) -> str:
+    """The 70 % rule: "" if the runs' mean high-quality fraction is ≥ 70 %, else the reason."""
+    return quality_invalid_reason(res["high_quality"] / 100)
+
+
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (ddof 1) over runs, NaN runs (no high-quality sample) dropped."""
     v = values[~np.isnan(values)]
-    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+    if len(v) == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 
 for name in ("ring", "grid"):
     k = len(MIXTURES[name].centers)
-    print(
-        f"\n{name} ({k} modes), {PROTOCOL['steps']:,} updates, {len(SEEDS)} runs per setting; paper in brackets"
-    )
-    print(f"{'':24s} {'modes':>19s} {'high quality %':>21s} {'reverse KL':>19s} {'s':>5s}")
-    for (data_name, setting), res in RESULTS.items():
-        if data_name != name:
-            continue
+    print(f"\n{name} ({k} modes), {PROTOCOL['steps']:,} updates, {len(SEEDS)} runs per setting "
+          f"(baselines: {BASELINE_DRAWS} draws); mean ± std, paper in brackets")  # fmt: skip
+    print(f"{'':26s} {'modes':>20s} {'high quality %':>21s} {'reverse KL':>19s} {'s':>5s}  validity")
+    rows = [(s, r) for (d_name, s), r in RESULTS.items() if d_name == name] + list(BASELINES[name].items())
+    for setting, res in rows:
         paper = PAPER_TABLE1.get(setting, (None, None))[0 if name == "ring" else 1]
         cols = []
         for i, key in enumerate(("modes", "high_quality", "reverse_kl")):
-            mu, se = mean_se(res[key])
+            mu, sd = mean_std(res[key])
             ref = f"[{paper[i]:g}]" if paper else ""
-            cols.append(f"{mu:6.2f} ± {se:4.2f} {ref:>6s}")
-        print(f"{setting:24s} {cols[0]:>19s} {cols[1]:>21s} {cols[2]:>19s} {res['seconds']:5.0f}")
+            cols.append(f"{mu:6.2f} ± {sd:4.2f} {ref:>6s}")
+        secs = f"{res['seconds']:5.0f}" if "seconds" in res else "    –"
+        print(f"{setting:26s} {cols[0]:>20s} {cols[1]:>21s} {cols[2]:>19s} {secs}  {invalid(res) or 'valid'}")
+
+# %%
+assert all(b["the true mixture"]["high_quality"].mean() > 95 for b in BASELINES.values())
+assert BASELINES["grid"]["the true mixture"]["modes"].min() == 25
+if LEVEL != "ci":  # noise touches most modes of the grid, with almost no high-quality sample
+    assert BASELINES["grid"]["uniform on the data's box"]["modes"].mean() > 20
+    assert all(
+        invalid(BASELINES[n][b])
+        for n in MIXTURES
+        for b in ("uniform on the data's box", "one Gaussian fitted")
+    )
 
 # %% [markdown]
-# **Reading the table.** With the `cpu` protocol the cell below asserts, on both data sets, that
-# every PacGAN captures more modes on average than the GAN (on the grid, more than five more)
-# and has a lower reverse KL; and, on the grid, that the unrolled GAN and both controls capture
-# fewer modes than any PacGAN. So neither the extra parameters nor the extra points per update
-# explain PacGAN's coverage: the parameter-matched discriminator is hardly wider (packing adds
-# only $2(m - 1)$ inputs to the first layer, a small fraction of the discriminator's weights; the
-# cell above printed the counts), and the GAN that sees four times as many points per update
-# captures fewer modes than any PacGAN. So does the unrolled GAN, with the single look-ahead
-# step that the `cpu` budget affords (unrolling costs several discriminator passes per update;
-# the `gpu` budget unrolls 5 steps).
-#
-# The cell also asserts the limitation of this budget: on the grid the GAN's fraction of
-# high-quality samples is higher than every PacGAN's. The figure shows why. The GAN has
-# collapsed onto very few modes and places its samples there precisely; PacGAN's samples are
-# spread over all the modes, but most of them are not yet within three standard deviations of
-# one. The paper's PacGAN reaches both (its Table 1, in brackets: more than 90 % high-quality
-# samples with nearly every mode captured), after 200 times as many updates of wider networks,
-# which is the `gpu` budget's protocol. What reproduces on a CPU is the ordering of modes captured
-# and of reverse KL, and the controls; the high-quality column does not.
+# **Curves.** Each panel shows one metric against the number of updates, the mean over the runs
+# of each setting with a band of ± one standard deviation; the dotted line in the high-quality
+# panels is the 70 % threshold, and the grey lines mark uniform noise on the data's box.
+
+# %%
+fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+for row, name in zip(axes, ("ring", "grid"), strict=True):
+    for (d_name, setting), res in RESULTS.items():
+        if d_name != name:
+            continue
+        for ax, key in zip(row, ("modes", "high_quality", "reverse_kl"), strict=True):
+            curve = res["curves"][key]
+            mu, sd = np.nanmean(curve, 1), np.nanstd(curve, 1)
+            ax.plot(res["curve_steps"], mu, label=setting, lw=1.2)
+            ax.fill_between(res["curve_steps"], mu - sd, mu + sd, alpha=0.15)
+    for ax, key, title in zip(row, ("modes", "high_quality", "reverse_kl"), ("modes captured", "high quality %", "reverse KL"), strict=True):  # fmt: skip
+        ax.axhline(np.nanmean(BASELINES[name]["uniform on the data's box"][key]), c="grey", lw=0.8)
+        ax.set_title(f"{name}: {title}", fontsize=10)
+        ax.set_xlabel("updates")
+    row[1].axhline(100 * HIGH_QUALITY_MIN, c="k", ls=":", lw=0.8)
+axes[1, 0].legend(fontsize=7)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Verdicts.** The paper's comparisons, computed from the runs. "PacGAN$m$ beats the GAN" means:
+# both settings pass the 70 % rule, PacGAN$m$ captures more modes **and** has a lower reverse KL,
+# each difference larger than two standard errors of the difference over the runs
+# (`gencourse.pacgan.beyond_spread`). The same test compares PacGAN4 with the unrolled GAN and
+# the two controls.
+
+# %%
+PACS = ("PacGAN2", "PacGAN3", "PacGAN4")
+CONTROLS = (f"Unrolled GAN (k = {UNROLL})", "GAN, large D", "GAN, 4× batch")
+
+
+def beats(data_name: str, a: str, b: str) -> bool:
+    """Setting a beats setting b: both pass the 70 % rule, more modes and lower reverse KL
+    beyond the spread over the runs."""
+    ra, rb = RESULTS[data_name, a], RESULTS[data_name, b]
+    return (
+        not invalid(ra)
+        and not invalid(rb)
+        and beyond_spread(ra["modes"], rb["modes"], higher_is_better=True)
+        and beyond_spread(ra["reverse_kl"], rb["reverse_kl"], higher_is_better=False)
+    )
+
+
+ORDERING = {(n, p): beats(n, p, "GAN") for n in MIXTURES for p in PACS}
+ORDERING.update({(n, "GAN"): all(ORDERING[n, p] for p in PACS) for n in MIXTURES})
+ORDERING.update({("grid", c): beats("grid", "PacGAN4", c) for c in CONTROLS})
+for (data_name, setting), held in ORDERING.items():
+    print(f"{data_name:4s} {setting:24s} {'ordering held' if held else 'not reproduced at this budget'}"
+          f"{'  (' + invalid(RESULTS[data_name, setting]) + ')' if invalid(RESULTS[data_name, setting]) else ''}")  # fmt: skip
+
+# %% [markdown]
+# **Reading the table at the `cpu` budget.** On the grid the paper's comparison is **not
+# reproduced at this budget**. The curves show why: as the learning rates decay, the samples
+# of the GAN and of every PacGAN on the grid sharpen (the high-quality fraction is higher at the
+# end than at the first evaluation), and the GAN's end sharper than every PacGAN's: the packed
+# discriminators sharpen their generators more slowly. After 4,000 updates no PacGAN's samples
+# are 70 % high quality, so their mode counts and reverse KL cannot be read, and every ordering
+# above on the grid, the controls' included, is "not reproduced". The cell below asserts each of
+# these statements at the `cpu` budget. On the ring the
+# verdicts printed above are what the scoreboard records. The paper's Table 1 needs its own
+# protocol (wider networks with batch norm and 100 times as many updates), which is what the
+# opt-in `paper` budget runs.
+
+# %%
+if LEVEL == "cpu":  # the statements of the text above
+    assert all(invalid(RESULTS["grid", p]) for p in PACS)
+    assert not any(held for (data_name, _), held in ORDERING.items() if data_name == "grid")
+    grid_hq = {setting: mean_std(RESULTS["grid", setting]["high_quality"])[0] for setting in ("GAN", *PACS)}
+    assert all(grid_hq["GAN"] > grid_hq[p] for p in PACS), grid_hq
+    for setting in ("GAN", *PACS):
+        curve = np.nanmean(RESULTS["grid", setting]["curves"]["high_quality"], 1)
+        assert curve[-1] > curve[0], setting  # sharper at the end than at the first evaluation
 
 # %%
 fig, axes = plt.subplots(2, 5, figsize=(14, 5.8))
@@ -1130,7 +1263,7 @@ for row, name in zip(axes, ("ring", "grid"), strict=True):
     real = mix.sample(N_EVAL, torch.Generator().manual_seed(2))
     row[0].scatter(real[:, 0], real[:, 1], s=1, c="k")
     row[0].set_title(f"{name}: data")
-    for ax, setting in zip(row[1:], ("GAN", "PacGAN2", "PacGAN3", "PacGAN4"), strict=True):
+    for ax, setting in zip(row[1:], ("GAN", *PACS), strict=True):
         res = RESULTS[name, setting]
         ax.scatter(res["final"][:, 0], res["final"][:, 1], s=1, alpha=0.4)
         ax.scatter(mix.centers[:, 0], mix.centers[:, 1], marker="x", c="r", s=12, lw=0.8)
@@ -1150,40 +1283,55 @@ protocol_note = (
     f"{' with batch norm' if PROTOCOL['g_batch_norm'] else ' without batch norm'}, maxout discriminator "
     f"{PROTOCOL['d_hidden']}×{PIECES}×3, lr {PROTOCOL['lr']:g} (G) / {PROTOCOL['lr_d']:g} (D)"
 )
+
+
+def raw(res: dict) -> dict[str, float]:
+    """A setting's recorded numbers: means over runs of modes, high-quality % and reverse KL."""
+    return {key: mean_std(res[k])[0] for key, k in (("modes", "modes"), ("high_quality_pct", "high_quality"), ("reverse_kl", "reverse_kl"))}  # fmt: skip
+
+
+def ruled_baseline(res: dict) -> dict[str, float]:
+    """A trivial baseline on the compared keys, modes counted under the 70 % rule (0 where its
+    samples fail it: its mode count cannot be read) and its high-quality %."""
+    return {"modes": 0.0 if invalid(res) else mean_std(res["modes"])[0], "high_quality_pct": mean_std(res["high_quality"])[0]}  # fmt: skip
+
+
+CLAIMS = {
+    "GAN": "every PacGAN beats the GAN: both ≥ 70 % high quality, more modes and lower reverse KL beyond 2 standard errors over the runs",
+    **{p: f"{p} beats the GAN: both ≥ 70 % high quality, more modes and lower reverse KL beyond 2 standard errors over the runs" for p in PACS},
+    **{c: f"PacGAN4 beats the {c}: both ≥ 70 % high quality, more modes and lower reverse KL beyond 2 standard errors over the runs" for c in CONTROLS},
+}  # fmt: skip
 for (data_name, setting), res in RESULTS.items():
     short = setting.lower().split(" (")[0].replace(",", "").replace("× ", "x_").replace(" ", "_")
-    paper = PAPER_TABLE1.get(setting, (None, None))[0 if data_name == "ring" else 1]
-    hq, rkl = mean_se(res["high_quality"])[0], mean_se(res["reverse_kl"])[0]
+    i = 0 if data_name == "ring" else 1
+    paper = PAPER_TABLE1.get(setting, (None, None))[i]
     record(
         f"pacgan/{data_name}_modes_{short}",
-        mean_se(res["modes"])[0],
-        paper=paper[0] if paper else None,
+        raw(res),
+        paper=dict(zip(("modes", "high_quality_pct", "reverse_kl"), paper, strict=True)) if paper else None,
         higher_is_better=True,
-        unit=f"modes of {len(MIXTURES[data_name].centers)}",
+        unit=f"modes of {len(MIXTURES[data_name].centers)}; high-quality %; reverse KL (lower is better, not compared with the baselines)",
         lecture="04_mode_collapse_pacgan",
-        description=f"{setting} on the 2-D {data_name}: modes captured (mean over runs, 2,500 samples each)",
+        description=f"{setting} on the 2-D {data_name}: modes, high-quality % and reverse KL (means over runs, 2,500 samples each)",
         seeds=SEEDS,
         wall_time_s=res["seconds"],
-        note=f"high quality {hq:.1f} %, reverse KL {rkl:.2f}; {protocol_note}",
+        baseline={
+            label: ruled_baseline(b)
+            for label, b in BASELINES[data_name].items()
+            if label != "the true mixture"
+        },
+        spread=mean_std(res["modes"])[1],
+        paper_spread=PAPER_MODES_SPREAD[setting][i] if setting in PAPER_MODES_SPREAD else None,
+        ordering=ORDERING.get((data_name, setting)),
+        ordering_claim=CLAIMS[setting] if (data_name, setting) in ORDERING else "",
+        invalid_reason=invalid(res),
+        note=(
+            "baselines' modes counted under the 70 % rule (0 where their samples fail it); "
+            f"the true mixture: {BASELINES[data_name]['the true mixture']['modes'].mean():.1f} modes, "
+            f"{BASELINES[data_name]['the true mixture']['high_quality'].mean():.1f} % high quality; {protocol_note}"
+        ),
     )
 
-
-# %%
-def avg(data_name: str, setting: str, key: str) -> float:
-    return mean_se(RESULTS[data_name, setting][key])[0]
-
-
-PACS = ("PacGAN2", "PacGAN3", "PacGAN4")
-if LEVEL != "ci":  # the paper's ordering of modes captured, where the budget allows
-    for data_name, margin in (("ring", 0.0), ("grid", 5.0)):
-        assert all(avg(data_name, p, "modes") > avg(data_name, "GAN", "modes") + margin for p in PACS)
-if LEVEL == "cpu":  # what the cpu protocol shows (see the text above)
-    for data_name in ("ring", "grid"):
-        assert all(avg(data_name, p, "reverse_kl") < avg(data_name, "GAN", "reverse_kl") for p in PACS)
-    worst_pac = min(avg("grid", p, "modes") for p in PACS)
-    for other in (f"Unrolled GAN (k = {UNROLL})", "GAN, large D", "GAN, 4× batch"):
-        assert avg("grid", other, "modes") < worst_pac, other
-    assert all(avg("grid", "GAN", "high_quality") > avg("grid", p, "high_quality") for p in PACS)
 # %% [markdown]
 # ## 7. Stacked MNIST: 1,000 modes
 #
@@ -1315,6 +1463,66 @@ show_images(real_stacked[:32], nrow=8, ax=axes[0], title="real stacked MNIST")
 show_images(STACKED["DCGAN", "samples"], nrow=8, ax=axes[1], title="DCGAN")
 show_images(STACKED["PacDCGAN2", "samples"], nrow=8, ax=axes[2], title="PacDCGAN2")
 plt.show()
+
+# %% [markdown]
+# **Baselines on the same metric.** Three generators that learn nothing about making digits,
+# scored by the same classifier on the same number of samples: random triples of real test
+# digits (the "real stacked test images" above: every mode is reachable, the ceiling for
+# coverage), the same triples blurred by a Gaussian of standard deviation 2 pixels
+# (`gencourse.pacgan.blur_images`: a blurry generator that has memorised the data), and the mean
+# training digit in every channel (one image: one mode, and KL $= \log 1000$).
+
+# %%
+BLUR_SIGMA = 2.0
+mean_digit = mnist.images.mean(0, keepdim=True).expand(N_STACKED, 3, 28, 28)
+STACK_BASELINES = {
+    "random real triples": (real_modes, real_kl),
+    f"blurred real triples (σ = {BLUR_SIGMA:g} px)": stacked_modes(blur_images(real_stacked, BLUR_SIGMA)),
+    "mean digit in every channel": stacked_modes(mean_digit),
+}
+print(f"{'':34s} {'modes of 1000':>14s} {'KL to uniform':>14s}")
+for label, (modes, kl) in [
+    *((n, stacked_summary[n][:2]) for n in ("DCGAN", "PacDCGAN2")),
+    *STACK_BASELINES.items(),
+]:
+    print(f"{label:34s} {modes:14.1f} {kl:14.2f}")
+blurred_modes = STACK_BASELINES[f"blurred real triples (σ = {BLUR_SIGMA:g} px)"][0]
+assert STACK_BASELINES["mean digit in every channel"][0] == 1
+assert math.isclose(STACK_BASELINES["mean digit in every channel"][1], math.log(1000), rel_tol=1e-9)
+if LEVEL == "cpu":  # the statement of the text below
+    assert blurred_modes >= 0.8 * real_modes
+
+# %% [markdown]
+# **What the baselines say about the GAN numbers.** The mean digit scores one mode with the
+# largest possible KL, $\log 1000$, as it must. The blurred copies of real triples keep at least
+# 80 % of the real triples' modes at the `cpu` budget (asserted above; the cell prints both):
+# the classifier still reads a blurred digit, so the mode count measures **coverage, not
+# sharpness**. A generator's count is therefore read against the real triples (the ceiling at
+# this number of samples), and what it says about quality has to come from looking at the
+# samples. On the scoreboard, both baselines stand beside the DCGAN's and PacDCGAN2's counts;
+# where a model covers fewer modes than the blurred copies, its row says "below baseline".
+
+# %%
+for name in ("DCGAN", "PacDCGAN2"):
+    record(
+        f"pacgan/stacked_mnist_modes_{name.lower()}",
+        float(stacked_summary[name][0]),
+        paper=PAPER_STACKED[name][0],
+        higher_is_better=True,
+        unit="modes of 1000",
+        lecture="04_mode_collapse_pacgan",
+        description=f"{name} on Stacked MNIST: modes among {N_STACKED:,} samples (course classifier)",
+        seeds=STACK_SEEDS,
+        wall_time_s=stacked_summary[name][2],
+        baseline={
+            label: float(v[0]) for label, v in STACK_BASELINES.items() if label != "random real triples"
+        },
+        note=(
+            f"{STACK_STEPS:,} updates of lecture 2's small DCGAN pair; KL to uniform {stacked_summary[name][1]:.2f}; "
+            f"ceiling (random real triples) {real_modes} modes, KL {real_kl:.2f}"
+        ),
+    )
+
 # %% [markdown]
 # ## Summary
 #
@@ -1338,12 +1546,15 @@ plt.show()
 #   at most three points, and it lies above the least over all pairs as soon as $m \ge 2$, by a
 #   margin that widens with $m$ near $\tau = \delta$; pairs without collapse can still reach the
 #   ceiling $1 - (1 - \tau)^m$.
-# * On PacGAN's 2-D ring and grid, with a protocol cut to fit a CPU, packing captures more
-#   modes with a lower reverse KL than a GAN, an unrolled GAN, a GAN with an equally large
-#   discriminator and a GAN with four times the batch (asserted at the `cpu` budget); the
-#   paper's high-quality fractions need its much longer training.
-# * On Stacked MNIST the cells print the modes found by DCGAN and PacDCGAN2 among the generated
-#   images, counted with the course's classifier.
+# * A mode count means something only beside the fraction of high-quality samples: uniform
+#   noise touches most of the grid's modes. Modes and reverse KL are read here only where at
+#   least 70 % of the samples are of high quality.
+# * On PacGAN's 2-D grid, with a protocol cut to fit a CPU (4,000 updates), the paper's
+#   comparison is not reproduced at this budget: no PacGAN's samples reach 70 % high quality
+#   (asserted at the `cpu` budget); the curves and the verdicts say where each setting stands,
+#   and the paper's own protocol is the `paper` budget's.
+# * On Stacked MNIST, blurred copies of real digits keep at least 80 % of the real ones' modes: the
+#   count measures coverage, not sharpness, and is read against that ceiling.
 #
 # Next: lecture 5 uses a trained generator as a prior for inverse problems.
 

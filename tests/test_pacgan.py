@@ -15,12 +15,16 @@ from scipy.optimize import linprog
 from gencourse.divergences import tv_distance, tv_product
 from gencourse.gan import MLPDiscriminator
 from gencourse.pacgan import (
+    HIGH_QUALITY_MIN,
     EnsembleBatchNorm,
     EnsembleLinear,
     MaxoutDiscriminator,
     PacGANGenerator,
     Packed,
+    beyond_spread,
+    blur_images,
     collapsed_extremal_pair,
+    gaussian_fit_samples,
     has_mode_collapse,
     lower_boundary,
     matched_maxout_hidden,
@@ -29,8 +33,10 @@ from gencourse.pacgan import (
     packing_bounds,
     pair_from_boundary,
     parameter_count,
+    quality_invalid_reason,
     train_pacgan,
     uncollapsed_extremal_pair,
+    uniform_box_samples,
 )
 
 # ----------------------------------------------------------------------------------- packing
@@ -442,3 +448,71 @@ def test_separate_discriminator_learning_rate():
     assert abs(float(d_moves.max()) - 1e-2) < 1e-4 and abs(float(g_moves.max()) - 1e-3) < 1e-5
     with pytest.raises(ValueError, match="learning rates"):
         train_pacgan(g, d, data, steps=1, lr_d=0.0)
+
+
+# ------------------------------------------------------------------------ trivial baselines
+
+
+def test_uniform_box_samples_fill_the_bounding_box():
+    data = torch.tensor([[-1.0, 2.0], [3.0, 5.0], [0.0, 4.0]])
+    x = uniform_box_samples(data, 20_000, torch.Generator().manual_seed(0))
+    assert x.shape == (20_000, 2)
+    assert x[:, 0].min() >= -1 and x[:, 0].max() <= 3 and x[:, 1].min() >= 2 and x[:, 1].max() <= 5
+    # U[a, b] has mean (a + b)/2 and variance (b − a)²/12
+    np.testing.assert_allclose(x.mean(0).numpy(), [1.0, 3.5], atol=0.05)
+    np.testing.assert_allclose(x.var(0).numpy(), [16 / 12, 9 / 12], rtol=0.03)
+    with pytest.raises(ValueError):
+        uniform_box_samples(data[0], 5)
+
+
+def test_gaussian_fit_samples_match_numpy_moments():
+    gen = torch.Generator().manual_seed(1)
+    data = torch.randn(5_000, 2, generator=gen) @ torch.tensor([[2.0, 0.0], [1.0, 0.5]]) + torch.tensor(
+        [1.0, -3.0]
+    )
+    ref = data.double().numpy()
+    mu, cov = ref.mean(0), np.cov(ref.T, bias=True)  # the maximum-likelihood fit, independently
+    x = gaussian_fit_samples(data, 200_000, torch.Generator().manual_seed(2)).double().numpy()
+    np.testing.assert_allclose(x.mean(0), mu, atol=0.02)
+    np.testing.assert_allclose(np.cov(x.T), cov, rtol=0.02, atol=0.01)
+    # the grid's fit is round: mean ≈ 0, variance 8 (+ 0.05²) per coordinate, no correlation
+    from gencourse.data import grid_mixture
+
+    grid = grid_mixture().sample(50_000, torch.Generator().manual_seed(3))
+    y = gaussian_fit_samples(grid, 50_000, torch.Generator().manual_seed(4)).double().numpy()
+    np.testing.assert_allclose(np.cov(y.T), np.diag([8.0025, 8.0025]), atol=0.25)
+
+
+def test_quality_invalid_reason():
+    assert HIGH_QUALITY_MIN == 0.70
+    assert quality_invalid_reason([0.9, 0.8]) == ""
+    assert quality_invalid_reason([0.7, 0.7]) == ""
+    assert quality_invalid_reason([0.02, 0.02]) == "high quality 2.0 % < 70 %"
+    assert quality_invalid_reason([0.5, float("nan")], threshold=0.4) == ""
+
+
+def test_beyond_spread_against_hand_computation():
+    a, b = [20.0, 22.0, 24.0], [10.0, 12.0, 14.0]
+    # difference 10, standard error √(4/3 + 4/3) = 1.633: 10 > 2 · 1.633
+    assert beyond_spread(a, b) and not beyond_spread(b, a)
+    assert beyond_spread(b, a, higher_is_better=False)
+    assert not beyond_spread(a, b, z=10 / math.sqrt(8 / 3) + 1e-9)
+    assert beyond_spread(a, b, z=10 / math.sqrt(8 / 3) - 1e-9)
+    assert not beyond_spread([1.0, 2.0, 3.0], [1.5, 2.0, 2.5])
+    with pytest.raises(ValueError):
+        beyond_spread([1.0], [1.0, 2.0])
+
+
+def test_blur_images_matches_scipy_gaussian_filter():
+    from scipy.ndimage import gaussian_filter
+
+    x = torch.rand(2, 3, 28, 28, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    sigma = 1.5
+    ours = blur_images(x, sigma).numpy()
+    ref = np.stack(
+        [np.stack([gaussian_filter(c, sigma, mode="mirror", truncate=3.0) for c in img]) for img in x.numpy()]
+    )
+    assert ours.shape == x.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    ones = torch.ones(1, 1, 10, 10)
+    torch.testing.assert_close(blur_images(ones, 2.0), ones)  # a constant image is unchanged
