@@ -1,12 +1,10 @@
 """Every headline a lecture records stands beside a trivial baseline that the lecture computes.
 
 Reads each lecture source (``lectures/*.py``) with :mod:`ast` and checks every ``record(...)``
-call (not ``record_timing``): it must pass ``baseline=`` explicitly, and the baseline's
-expression must hold no numeric literal, so that the baseline is computed, not typed; nor a name,
-in the place of a value, that the module binds to a literal (``U = 22.3``). Where the whole
-expression is a name, the module's assignments to that name are read too. Three places where a
-number literal is allowed, since it does not type a result: inside a subscript (``x[..., 14:]``,
-``curve[-1]``), as a dict key, and as the number of digits of ``round(value, 4)``.
+call (not ``record_timing``): it must pass ``baseline=`` (directly, or inside a ``**common``
+dict bound in the module), and no value of the baseline may be typed: a number written as a
+literal (``22.3``, ``1 / 3``, ``float(0.5)``) or a name bound to one (``U = 22.3``). Numbers that
+parametrise a computation on data (a blur's width, a seed, a slice) are allowed.
 """
 
 from __future__ import annotations
@@ -61,39 +59,53 @@ def _value_positions(expr: ast.expr) -> list[ast.expr]:
     return [expr]
 
 
+def _typed(node: ast.expr) -> bool:
+    """Whether ``node`` types a number instead of computing it: an expression made of numeric
+    literals only (``22.3``, ``-0.5``, ``1 / 3``), or a call whose arguments are all typed
+    (``float(22.3)``). A literal that parametrises a computation on data (``blur(x, 1.0)``,
+    ``x[..., 14:]``, ``round(v, 4)``, a seed) does not type the result."""
+    if _is_number(node):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _typed(node.left) and _typed(node.right)
+    if isinstance(node, ast.UnaryOp):
+        return _typed(node.operand)
+    if isinstance(node, ast.Call):
+        args = [*node.args, *(k.value for k in node.keywords)]
+        return bool(args) and all(_typed(a) for a in args)
+    return False
+
+
 def numeric_literals(expr: ast.expr, assigned: dict[str, list[ast.expr]], follow: bool = True) -> list[str]:
-    """The typed numbers in a baseline expression: numeric literals anywhere in ``expr`` except
-    inside subscripts and as ``round``'s number of digits, and names in a value position that the
-    module binds to a numeric literal. Where ``expr`` is a name (and ``follow``), the values the
+    """The typed numbers among a baseline's values (see :func:`_typed`), and values that are names
+    the module binds to a typed number. Where ``expr`` is a name (and ``follow``), the values the
     module assigns to it are checked the same way."""
     found: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.Constant):
-            if _is_number(node):
-                found.append(repr(node.value))
-            return
-        if isinstance(node, ast.Subscript):
-            visit(node.value)  # the subscript itself may hold literals
-            return
-        if isinstance(node, ast.Dict):
-            for value in node.values:  # keys name the baselines, they are not results
-                visit(value)
-            return
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "round":
-            for arg in node.args[:1]:
-                visit(arg)
-            return
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(expr)
     for value in _value_positions(expr):
-        if isinstance(value, ast.Name) and any(_is_number(v) for v in assigned.get(value.id, [])):
+        if _typed(value):
+            found.append(ast.unparse(value))
+        elif isinstance(value, ast.Name) and any(_typed(v) for v in assigned.get(value.id, [])):
             found.append(f"{value.id} (bound to a literal)")
     if follow and isinstance(expr, ast.Name):
         for value in assigned.get(expr.id, []):
             found += numeric_literals(value, assigned, follow=False)
+    return found
+
+
+def _spread_baselines(expr: ast.expr, assigned: dict[str, list[ast.expr]]) -> list[ast.keyword]:
+    """``baseline=`` entries of a ``**common`` argument: the ``dict(baseline=...)`` calls or
+    ``{"baseline": ...}`` displays that the module binds to that name."""
+    values = assigned.get(expr.id, []) if isinstance(expr, ast.Name) else [expr]
+    found = []
+    for value in values:
+        if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "dict":
+            found += [k for k in value.keywords if k.arg == "baseline"]
+        elif isinstance(value, ast.Dict):
+            found += [
+                ast.keyword(arg="baseline", value=v)
+                for k, v in zip(value.keys, value.values, strict=True)
+                if isinstance(k, ast.Constant) and k.value == "baseline"
+            ]
     return found
 
 
@@ -108,6 +120,11 @@ def record_problems(source: str) -> list[str]:
         name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
         where = f"line {node.lineno}, record({name!r})"
         keyword = next((k for k in node.keywords if k.arg == "baseline"), None)
+        if keyword is None:  # passed through **common, a dict(...) or {...} bound in the module?
+            keyword = next(
+                (kw for k in node.keywords if k.arg is None for kw in _spread_baselines(k.value, assigned)),
+                None,
+            )
         if keyword is None:
             problems.append(f"{where}: no baseline= keyword")
         elif isinstance(keyword.value, ast.Constant) and keyword.value.value is None:
@@ -138,10 +155,24 @@ def test_the_checker_flags_typed_and_missing_baselines():
     assert record_problems("record('a/b', 1.0, baseline=None)") == ["line 1, record('a/b'): baseline=None"]
     assert "typed numbers 0.5" in record_problems("record('a/b', 1.0, baseline={'u': 0.5})")[0]
     assert (
-        "typed numbers 22.3" in record_problems("scoreboard.record('a/b', 1.0, baseline={'u': f(22.3)})")[0]
+        "typed numbers f(22.3)"
+        in record_problems("scoreboard.record('a/b', 1.0, baseline={'u': f(22.3)})")[0]
     )
     # through a name assigned in the module, and through **kwargs (not visible: missing)
     assert "typed numbers 2" in record_problems("b = {'u': 2}\nrecord('a/b', 1.0, baseline=b)")[0]
     assert record_problems("record('a/b', 1.0, baseline={'u': {0: v[-1]}})") == []  # keys, subscripts
     assert "U (bound to a literal)" in record_problems("U = -2.5\nrecord('a/b', 1.0, baseline={'u': U})")[0]
-    assert "no baseline=" in record_problems("kw = dict(baseline={'u': x})\nrecord('a/b', 1.0, **kw)")[0]
+    assert (
+        record_problems("kw = dict(baseline={'u': x})\nrecord('a/b', 1.0, **kw)") == []
+    )  # read through **kw
+    assert "typed numbers 3" in record_problems("kw = dict(baseline={'u': 3})\nrecord('a/b', 1.0, **kw)")[0]
+    assert "no baseline=" in record_problems("kw = dict(note='n')\nrecord('a/b', 1.0, **kw)")[0]
+    # numbers that parametrise a computation are not typed results
+    assert (
+        record_problems(
+            "record('a/b', 1.0, baseline={'blur': f(blur(x, 1.0), torch.Generator().manual_seed(4))})"
+        )
+        == []
+    )
+    assert record_problems("record('a/b', 1.0, baseline={f'b{s}': f(x, s) for s in (1.0, 2.0)})") == []
+    assert "typed numbers 1 / 3" in record_problems("record('a/b', 1.0, baseline={'u': 1 / 3})")[0]
