@@ -112,10 +112,11 @@ def test_reference_workload_times_real_training():
     assert 0 < reference_workload(steps=3) < 60
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_results_folder(monkeypatch):
-    """These tests call record() for its return value only: nothing may reach the results folder
-    that `make test` sets (its scoreboard check would see a demo row)."""
+    """Tests call record() for its return value: nothing may reach the results folder that
+    `make test` sets (its scoreboard check would see a demo row); a test that wants a folder sets
+    its own."""
     monkeypatch.delenv("GENCOURSE_RESULTS", raising=False)
 
 
@@ -123,7 +124,7 @@ def _entry(ours, **kw):
     return record("demo/x", ours, lecture="demo", description="d", **kw)
 
 
-def test_verdict_rule_each_branch(no_results_folder):
+def test_verdict_rule_each_branch():
     base = {"uniform noise": 22.3}
     # within two of the paper's stated ± of its mean
     assert (
@@ -170,7 +171,7 @@ def test_verdict_rule_each_branch(no_results_folder):
     )
 
 
-def test_record_asks_for_the_evidence_it_needs(no_results_folder):
+def test_record_asks_for_the_evidence_it_needs():
     with pytest.raises(ValueError, match="higher_is_better"):
         _entry(1.0, paper=2.0)
     with pytest.raises(ValueError, match="ordering_claim"):
