@@ -486,21 +486,28 @@ def _rule_as_list(rule: str) -> str:
 
 
 def render(
-    entries: list[dict[str, Any]], budget: str, machine: str, date: str, figure: str | None = None
+    entries: list[dict[str, Any]],
+    budget: str,
+    machine: str,
+    date: str,
+    figure: str | None = None,
+    source: str = "",
 ) -> str:
     """The scoreboard page in MyST markdown: the verdict rule and the count of rows per verdict,
     the figure (``figure``, a file next to the page, if given), then one short table per lecture
     (result | paper | ours | trivial baselines | verdict) with the remaining details of its rows as
-    a numbered list under it, and the time per lecture."""
+    a numbered list under it, and the time per lecture. ``source`` says how the results were
+    produced, where that is not one ``make book``."""
     results, timings = _split(entries)
     verdicts = [verdict(e) for e in results]
+    produced = source or f"while the book was built (`make book`, budget `{budget}`)"
     lines = [
         "# Reproduction scoreboard",
         "",
         "The course's headline results next to the papers' numbers and next to trivial baselines",
         "on the same metric. Every number below was recorded by the lecture that computes it",
-        "(`gencourse.scoreboard.record`) while the book was built (`make book`, budget",
-        f"`{budget}`); `make scoreboard` refreshes this page. Budget `{budget}`; {date}; {machine}.",
+        f"(`gencourse.scoreboard.record`) {produced}; `make scoreboard` refreshes this page.",
+        f"Budget `{budget}`; {date}; {machine}.",
         "",
         "Where our protocol departs from the paper's (to fit a CPU), the lecture says how and",
         "measures the effect; a difference from the paper's number is reported, not hidden.",
@@ -650,7 +657,7 @@ def run_lecture(notebook: Path, budget: str, results: Path, timeout: int) -> flo
         os.environ.update(env_backup)
 
 
-def write_scoreboard(results_dir: Path, out: Path, budget: str) -> int:
+def write_scoreboard(results_dir: Path, out: Path, budget: str, source: str = "") -> int:
     """Render ``out/scoreboard.md``, its figure ``out/scoreboard.png`` (:func:`plot_scoreboard`) and
     ``out/scoreboard.json`` from the recorded results; returns the number of results."""
     entries = [e for e in collect(results_dir) if e["budget"] == budget]
@@ -661,7 +668,9 @@ def write_scoreboard(results_dir: Path, out: Path, budget: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results, timings = _split(entries)
     plot_scoreboard(results, out / FIGURE_FILE)
-    (out / "scoreboard.md").write_text(render(entries, budget, machine, date, figure=FIGURE_FILE))
+    (out / "scoreboard.md").write_text(
+        render(entries, budget, machine, date, figure=FIGURE_FILE, source=source)
+    )
     payload = {"budget": budget, "date": date, "machine": machine, "timings_s": timings, "results": results}
     (out / "scoreboard.json").write_text(json.dumps(_clean(payload), indent=1, ensure_ascii=False) + "\n")
     return len(results)
@@ -687,7 +696,9 @@ def main(argv: list[str] | None = None) -> int:
         "--timing", nargs="*", type=Path, default=None, help="results folders to tabulate as timing.md"
     )
     parser.add_argument("--timeout", type=int, default=7200, help="per-cell timeout in seconds")
-    parser.add_argument("--note", default="", help="how the timings were measured (printed on the page)")
+    parser.add_argument(
+        "--note", default="", help="how the timings or results were produced (printed on the page)"
+    )
     parser.add_argument(
         "--reference",
         action="store_true",
@@ -731,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"wrote {args.out / 'timing.md'}")
         return 0
-    n = write_scoreboard(results, args.out, args.budget)
+    n = write_scoreboard(results, args.out, args.budget, source=args.note)
     print(f"wrote {args.out / 'scoreboard.md'} with {n} results")
     if args.check:
         problems = check([e for e in collect(results) if e["budget"] == args.budget])
