@@ -143,7 +143,7 @@ class DeviceTensor(torch.Tensor):
             elem = elem._elem
         if logical.type == "mps" and elem.dtype in _MPS_REFUSED:
             _fail(
-                f"Cannot convert a MPS Tensor to {elem.dtype} dtype as the MPS framework doesn't support "
+                f"Cannot convert a MPS Tensor to {str(elem.dtype).removeprefix('torch.')} dtype as the MPS framework doesn't support "
                 "float64. Please use float32 instead.",
                 StrictDeviceTypeError,
             )
@@ -358,6 +358,7 @@ def _generator_device(g: torch.Generator) -> torch.device:
 
 
 _NUMPY = {torch.Tensor.numpy, torch.Tensor.__array__}
+_HOST_VIEWS = {torch.Tensor.tolist, torch.Tensor.__format__}
 _TO = {torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.cuda}
 
 
@@ -447,8 +448,8 @@ class StrictDeviceMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _TO:
             return self._to(func, args, kwargs)
-        if func is torch.Tensor.tolist and isinstance(args[0], DeviceTensor):
-            return args[0]._elem.tolist()
+        if func in _HOST_VIEWS and isinstance(args[0], DeviceTensor):  # CUDA copies to the host
+            return func(args[0]._elem, *args[1:], **kwargs)
         if func is torch.Tensor.numpy and isinstance(args[0], DeviceTensor) and kwargs.get("force"):
             return args[0]._elem.detach().clone().numpy()
         if func in _NUMPY and isinstance(args[0], DeviceTensor):

@@ -92,7 +92,7 @@ def test_what_cuda_allows_passes(cuda):
     assert torch.equal(f, c)
     assert e.cpu()[:2].eq(-1).all() and e.cpu()[2, :3].eq(0).all() and e.cpu()[2, 3] == 5
     assert np.array_equal(d.cpu().numpy(), c.numpy()) and d.tolist() == c.tolist()
-    assert d.sum().item() == 66.0 and float(d[1, 1]) == 5.0
+    assert d.sum().item() == 66.0 and float(d[1, 1]) == 5.0 and f"{d.mean():.2f}" == "5.50"
     assert d.cuda() is d and c.cuda().device == d.device and d.to("cpu").device.type == "cpu"
     assert np.array_equal(d.numpy(force=True), c.numpy())
 
