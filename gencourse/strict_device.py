@@ -70,6 +70,7 @@ _PACKAGE_DIR = os.path.dirname(_HERE)
 
 aten = torch.ops.aten
 _SHADOW = torch.device("meta")
+_CPU = torch.device("cpu")
 _COPY_OPS = {aten.copy_.default, aten._to_copy.default, aten.copy.default}
 _INDEX_OPS = {
     aten.index.Tensor,
@@ -139,8 +140,6 @@ class DeviceTensor(torch.Tensor):
 
     @staticmethod
     def __new__(cls, elem: torch.Tensor, logical: torch.device, requires_grad: bool = False) -> DeviceTensor:
-        if isinstance(elem, DeviceTensor):
-            elem = elem._elem
         if logical.type == "mps" and elem.dtype in _MPS_REFUSED:
             _fail(
                 f"Cannot convert a MPS Tensor to {str(elem.dtype).removeprefix('torch.')} dtype as the MPS framework doesn't support "
@@ -204,48 +203,53 @@ class DeviceTensor(torch.Tensor):
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
-        kwargs = kwargs or {}
-        flat, _ = tree_flatten((args, kwargs))
-        logical = None
-        for t in flat:
-            if isinstance(t, DeviceTensor):
-                if logical is not None and t._logical != logical:
-                    _fail(
-                        f"Expected all tensors to be on the same device, but found {logical} and {t._logical}"
-                    )
-                logical = t._logical
-        if func not in _COPY_OPS:
+        # The hot path of every operation on the device: a hand-written unwrap (pytree is slower).
+        inputs: list[DeviceTensor] = []
+        plain: list[torch.Tensor] = []
+
+        def unwrap(a: Any) -> Any:
+            if isinstance(a, DeviceTensor):
+                inputs.append(a)
+                return a._elem
+            if isinstance(a, torch.Tensor):
+                if a.dim() > 0:
+                    plain.append(a)
+                return a
+            if isinstance(a, (list, tuple)):
+                return type(a)(unwrap(b) for b in a)
+            return a
+
+        uargs = tuple(unwrap(a) for a in args)
+        ukwargs = {k: unwrap(v) for k, v in kwargs.items()} if kwargs else {}
+        logical = inputs[0]._logical
+        if plain and func not in _COPY_OPS:
             _check_mixed(func, args, logical)
         out_device = logical
-        if "device" in kwargs and kwargs["device"] is not None:
-            target = torch.device(kwargs["device"])
-            kwargs = dict(kwargs)
+        device = ukwargs.get("device")
+        if device is not None:
+            target = torch.device(device)
             if target.type in (logical.type, "meta"):
-                kwargs["device"] = torch.device("cpu")
+                ukwargs["device"] = _CPU
             elif target.type == "cpu":
                 out_device = None
         if func is aten.copy_.default and not isinstance(args[0], DeviceTensor):
             out_device = None  # cpu_tensor.copy_(device_tensor): a copy to the host
-        elems = {}
+        out = func(*uargs, **ukwargs)
+        if isinstance(out, torch.Tensor):
+            return _rewrap(out, inputs, out_device)
+        if isinstance(out, (list, tuple)):
+            return type(out)(
+                _rewrap(t, inputs, out_device) if isinstance(t, torch.Tensor) else t for t in out
+            )
+        return out
 
-        def unwrap(t: Any) -> Any:
-            if isinstance(t, DeviceTensor):
-                elems[id(t._elem)] = t
-                return t._elem
-            return t
 
-        out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
-
-        def wrap(t: Any) -> Any:
-            if not isinstance(t, torch.Tensor):
-                return t
-            if id(t) in elems:  # in-place and out= operations return their argument
-                return elems[id(t)]
-            if any(t is a for a in flat if isinstance(a, torch.Tensor) and not isinstance(a, DeviceTensor)):
-                return t
-            return t if out_device is None else DeviceTensor(t, out_device)
-
-        return tree_map(wrap, out)
+def _rewrap(t: torch.Tensor, inputs: list[DeviceTensor], device: torch.device | None) -> torch.Tensor:
+    """The output of an operation: the input itself for in-place and ``out=`` operations."""
+    for a in inputs:
+        if t is a._elem:
+            return a
+    return t if device is None else DeviceTensor(t, device)
 
 
 def _check_mixed(func: Any, args: tuple, logical: torch.device) -> None:
