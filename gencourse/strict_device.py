@@ -71,6 +71,7 @@ _PACKAGE_DIR = os.path.dirname(_HERE)
 aten = torch.ops.aten
 _SHADOW = torch.device("meta")
 _CPU = torch.device("cpu")
+_NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
 _COPY_OPS = {aten.copy_.default, aten._to_copy.default, aten.copy.default}
 _INDEX_OPS = {
     aten.index.Tensor,
@@ -203,6 +204,12 @@ class DeviceTensor(torch.Tensor):
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
+        # Below the function mode: no Python-level torch function handling for the plain tensors
+        with _NO_TORCH_FUNCTION():
+            return cls._dispatch(func, args, kwargs)
+
+    @classmethod
+    def _dispatch(cls, func, args, kwargs):  # noqa: ANN001, ANN206
         # The hot path of every operation on the device: a hand-written unwrap (pytree is slower).
         inputs: list[DeviceTensor] = []
         plain: list[torch.Tensor] = []
