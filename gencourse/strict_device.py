@@ -481,7 +481,7 @@ class StrictDeviceMode(TorchFunctionMode):
         target = torch.device(device) if device is not None else None
         if gen is not None:
             self._check_generator(gen, target, args)
-        if target is not None and target.type in (self.logical.type, "meta"):
+        if target is not None and target.type == self.logical.type:
             if func is torch.as_tensor and isinstance(args[0], DeviceTensor):
                 return args[0].to(kwargs.get("dtype") or args[0].dtype)
             kwargs = {**kwargs, "device": "cpu"}
@@ -518,8 +518,6 @@ class StrictDeviceMode(TorchFunctionMode):
             device, dtype = _logical_of(rest[0]), rest[0].dtype
         else:
             device, dtype, _, _ = torch._C._nn._parse_to(*rest, **kwargs)
-        if device is not None and device.type == "meta":
-            device = self.logical
         if device is not None and device.type not in ("cpu", self.logical.type):
             return func(*args, **kwargs)  # another device: torch raises as it would here
         return _move(t, device, dtype, copy)
@@ -539,6 +537,26 @@ _MODE: StrictDeviceMode | None = None
 _ORIGINAL_GENERATOR = torch.Generator
 
 
+_LIBRARY: torch.library.Library | None = None
+# Factories that C++ code calls with a device tensor's options (device `meta`, the shadow), e.g.
+# the dummy weights of vmap's batch-norm rule: they make device tensors while the mode is on.
+_SHADOW_FACTORIES = ("empty.memory_format", "empty_strided", "zeros", "ones", "full", "scalar_tensor")
+
+
+def _register_shadow_factories() -> None:
+    global _LIBRARY
+    _LIBRARY = torch.library.Library("aten", "IMPL")  # noqa: TOR901
+    for name in _SHADOW_FACTORIES:
+        base, _, overload = name.partition(".")
+        op = getattr(getattr(aten, base), overload or "default")
+
+        def impl(*args: Any, _op: Any = op, **kwargs: Any) -> DeviceTensor:
+            out = _op(*args, **{**kwargs, "device": _CPU})
+            return DeviceTensor(out, _ACTIVE)
+
+        _LIBRARY.impl(name, impl, "Meta")
+
+
 def enable(kind: str = "cuda") -> torch.device:
     """Switch the strict device on for the rest of the process (idempotent); return the device
     that code should use (``torch.device(kind)``, as ``get_device()`` returns on a real GPU)."""
@@ -550,6 +568,7 @@ def enable(kind: str = "cuda") -> torch.device:
             raise RuntimeError(f"strict device already enabled as {_ACTIVE.type}, cannot switch to {kind}")
         return torch.device(kind)
     _ACTIVE = torch.device(kind, 0)
+    _register_shadow_factories()
     _MODE = StrictDeviceMode(kind)
     _MODE.__enter__()
     torch.Generator = DeviceGenerator
@@ -562,6 +581,10 @@ def disable() -> None:
     if _MODE is not None:
         _MODE.__exit__(None, None, None)
     torch.Generator = _ORIGINAL_GENERATOR
+    global _LIBRARY
+    if _LIBRARY is not None:
+        _LIBRARY._destroy()
+        _LIBRARY = None
     _ACTIVE, _MODE = None, None
 
 

@@ -292,3 +292,28 @@ def test_get_device_follows_the_environment(monkeypatch):
     monkeypatch.setenv(strict_device.ENV, "tpu")
     with pytest.raises(ValueError, match="GENCOURSE_STRICT_DEVICE"):
         runtime.get_device()
+
+
+def _vmapped_batch_norm_nets(device: torch.device) -> torch.Tensor:
+    """Lecture 6's stacked networks: torch.func.vmap over functional_call, with batch norm (whose
+    batching rule makes its dummy weights in C++ from the input's options)."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    torch.manual_seed(0)
+    nets = [
+        nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()).to(device)
+        for _ in range(3)
+    ]
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+    x = torch.randn(3, 2, 1, 8, 8, generator=torch.Generator().manual_seed(1)).to(device)
+    return vmap(lambda p, b, xi: functional_call(base, (p, b), (xi,)))(params, buffers, x)
+
+
+def test_vmap_with_batch_norm_runs_on_the_device_as_on_the_cpu():
+    expected = _vmapped_batch_norm_nets(torch.device("cpu"))
+    with strict("cuda") as device:
+        got = _vmapped_batch_norm_nets(device)
+        assert got.device.type == "cuda"
+        got = got.cpu()
+    assert torch.equal(got, expected)
