@@ -317,3 +317,22 @@ def test_vmap_with_batch_norm_runs_on_the_device_as_on_the_cpu():
         assert got.device.type == "cuda"
         got = got.cpu()
     assert torch.equal(got, expected)
+
+
+def test_backward_formulas_that_make_tensors_in_cpp_stay_on_the_device():
+    """clamp's gradient is where(mask, grad, zeros({}, grad.options())), made in C++ (lecture 7's
+    EOT attack through grid_sample)."""
+
+    def grad_of(device: torch.device) -> torch.Tensor:
+        x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_()
+        theta = torch.tensor([[[0.9, 0.1, 0.0], [0.0, 1.1, 0.05]]]).expand(2, 2, 3).to(device)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        (F.grid_sample(x, grid, align_corners=False).clamp(0, 1) ** 2).sum().backward()
+        return x.grad
+
+    expected = grad_of(torch.device("cpu"))
+    with strict("cuda") as device:
+        got = grad_of(device)
+        assert got.device.type == "cuda"
+        got = got.cpu()
+    assert torch.equal(got, expected)
