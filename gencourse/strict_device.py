@@ -52,6 +52,7 @@ real CUDA backend and fail with a driver error; none of the course's code does.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import traceback
 from collections.abc import Iterator
@@ -540,7 +541,30 @@ _ORIGINAL_GENERATOR = torch.Generator
 _LIBRARY: torch.library.Library | None = None
 # Factories that C++ code calls with a device tensor's options (device `meta`, the shadow), e.g.
 # the dummy weights of vmap's batch-norm rule: they make device tensors while the mode is on.
-_SHADOW_FACTORIES = ("empty.memory_format", "empty_strided", "zeros", "ones", "full", "scalar_tensor")
+# Each is replaced whole (its meta kernel computes shapes only, e.g. arange's, which F.one_hot
+# calls for a non-CPU tensor); `empty` is filled with NaN (integers: their minimum) so that a
+# kernel that writes into it through a meta path fails loudly instead of computing silently wrong.
+_SHADOW_FACTORIES = (
+    "empty.memory_format",
+    "empty_strided",
+    "zeros",
+    "ones",
+    "full",
+    "scalar_tensor",
+    "arange",
+    "arange.start",
+    "arange.start_step",
+    "linspace",
+    "logspace",
+    "eye",
+    "eye.m",
+    "rand",
+    "randn",
+    "randint",
+    "randint.low",
+    "randperm",
+)
+_EMPTY = {"empty.memory_format", "empty_strided"}
 
 
 def _register_shadow_factories() -> None:
@@ -550,8 +574,13 @@ def _register_shadow_factories() -> None:
         base, _, overload = name.partition(".")
         op = getattr(getattr(aten, base), overload or "default")
 
-        def impl(*args: Any, _op: Any = op, **kwargs: Any) -> DeviceTensor:
+        def impl(*args: Any, _op: Any = op, _empty: bool = name in _EMPTY, **kwargs: Any) -> DeviceTensor:
             out = _op(*args, **{**kwargs, "device": _CPU})
+            if _empty and out.numel():
+                bad = math.nan if out.is_floating_point() or out.is_complex() else None
+                if bad is None and out.dtype != torch.bool:
+                    bad = torch.iinfo(out.dtype).min
+                out.fill_(True if bad is None else bad)
             return DeviceTensor(out, _ACTIVE)
 
         _LIBRARY.impl(name, impl, "Meta")

@@ -336,3 +336,10 @@ def test_backward_formulas_that_make_tensors_in_cpp_stay_on_the_device():
         assert got.device.type == "cuda"
         got = got.cpu()
     assert torch.equal(got, expected)
+
+
+def test_one_hot_and_other_cpp_factories_compute_their_values(cuda):
+    """F.one_hot of a non-CPU tensor compares it with at::arange made in C++ from its options
+    (lecture 10's conditional networks): the values must be the CPU's."""
+    y = torch.tensor([1, 3, 0])
+    assert torch.equal(F.one_hot(y.to(cuda), 5).cpu(), F.one_hot(y, 5))
