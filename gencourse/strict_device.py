@@ -512,11 +512,11 @@ class StrictDeviceMode(TorchFunctionMode):
             if self.logical.type != "cuda":
                 return func(*args, **kwargs)  # no CUDA on this machine: torch raises
             return _move(t, self.logical, None, False)
-        rest = tuple(_logical_of(a) if isinstance(a, DeviceTensor) else a for a in rest)
-        if isinstance(kwargs.get("other"), DeviceTensor):
-            kwargs["other"] = kwargs["other"].device
-        if len(rest) == 1 and isinstance(rest[0], torch.Tensor):
-            device, dtype = _logical_of(rest[0]), rest[0].dtype
+        other = kwargs.pop("other", None)
+        if other is None and rest and isinstance(rest[0], torch.Tensor):
+            other = rest[0]
+        if other is not None:  # .to(other): other's device and dtype
+            device, dtype = _logical_of(other), other.dtype
         else:
             device, dtype, _, _ = torch._C._nn._parse_to(*rest, **kwargs)
         if device is not None and device.type not in ("cpu", self.logical.type):

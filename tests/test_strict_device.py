@@ -343,3 +343,11 @@ def test_one_hot_and_other_cpp_factories_compute_their_values(cuda):
     (lecture 10's conditional networks): the values must be the CPU's."""
     y = torch.tensor([1, 3, 0])
     assert torch.equal(F.one_hot(y.to(cuda), 5).cpu(), F.one_hot(y, 5))
+
+
+def test_to_another_tensor_takes_its_device_and_dtype(cuda):
+    z = torch.zeros(2, device=cuda)
+    moved = torch.tensor([1, 2]).to(z)
+    assert moved.device.type == "cuda" and moved.dtype == torch.float32
+    back = torch.ones(2, device=cuda, dtype=torch.int64).to(torch.zeros(1, dtype=torch.float64))
+    assert back.device.type == "cpu" and back.dtype == torch.float64
