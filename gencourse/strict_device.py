@@ -43,10 +43,21 @@ Allow-list (what CUDA permits, permitted here):
   ``float(x_dev)``.
 
 What it does not emulate: asynchrony and streams, memory limits, CUDA's random streams (a
-device generator draws the CPU's numbers), the non-determinism of CUDA kernels, autocast, and
-CUDA-only APIs (``torch.cuda.*`` stay unavailable: ``torch.cuda.is_available()`` is False). Code
-that creates a device tensor in C++ from options alone (no tensor argument) would reach the
-real CUDA backend and fail with a driver error; none of the course's code does.
+device generator draws the CPU's numbers), the non-determinism of CUDA kernels, TF32, autocast,
+and CUDA-only APIs (``torch.cuda.*`` stay unavailable: ``torch.cuda.is_available()`` is False).
+MPS mode refuses float64/complex128 only, not MPS's other gaps (operators without an MPS kernel).
+0-dim CPU tensors are accepted by every operation (CUDA: element-wise ones and ``index_put_``).
+``torch.load(map_location="cpu")`` of a pickled device tensor returns a device tensor.
+
+How it stays on the CPU. C++ sees the wrapper's device as ``meta`` (whose no-op device guard
+needs no driver; a wrapper that told C++ ``cuda`` would make the autograd engine initialise
+CUDA); Python sees the logical device (the ``device``/``is_cuda`` properties). Torch's own
+``Tensor.__getitem__``/``__setitem__`` take a device guard, so indexing of device tensors is
+re-expressed in ATen calls (select, slice, unsqueeze, index, index_put_). Factories that C++
+code calls with a device tensor's options (``meta``: ``F.one_hot``'s ``arange``, the dummy
+weights of vmap's batch-norm rule, backward formulas' ``zeros``) are re-registered for the
+``Meta`` key while the mode is on, to make device tensors with the CPU's values (so a genuine
+``.to("meta")``, as in ``gencourse.dip.fit_dip_batch``'s template network, gives device tensors).
 """
 
 from __future__ import annotations
