@@ -30,7 +30,18 @@ T = TypeVar("T")
 
 
 def get_device() -> torch.device:
-    """Return the best available device: CUDA, then Apple MPS, then the CPU."""
+    """Return the best available device: CUDA, then Apple MPS, then the CPU.
+
+    With ``GENCOURSE_STRICT_DEVICE=1`` (or ``mps``) it returns the logical ``cuda`` (``mps``)
+    device of :mod:`gencourse.strict_device` and switches that mode on: the arithmetic runs on
+    the CPU, and whatever the real device would refuse (CPU tensors mixed in, ``.numpy()``,
+    float64 on MPS) raises.
+    """
+    from gencourse import strict_device
+
+    kind = strict_device.mode_from_env()
+    if kind is not None:
+        return strict_device.enable(kind)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
