@@ -482,7 +482,7 @@ plt.show()
 # %%
 all_images = torch.tensor(list(itertools.product([0.0, 1.0], repeat=9))).view(-1, 1, 3, 3)
 with torch.no_grad():
-    total = torch.logsumexp(log_likelihood(pixelcnn, all_images.to(DEVICE)).double().cpu(), 0).exp().item()
+    total = torch.logsumexp(log_likelihood(pixelcnn, all_images.to(DEVICE)).cpu().double(), 0).exp().item()
 print(f"sum over all 512 binary 3×3 images of p(x) = {total:.6f}")
 assert abs(total - 1) < 1e-4
 if LEVEL != "ci":

@@ -843,7 +843,7 @@ print(
     f"bolder after +v for {(ink_plus > ink_base).float().mean():.0%} of 200 test digits"
 )
 assert (ink_plus > ink_base).float().mean() > 0.9 and (ink_minus < ink_base).float().mean() > 0.9
-steps_v = torch.linspace(-1.5, 1.5, 7)
+steps_v = torch.linspace(-1.5, 1.5, 7, device=DEVICE)
 show_images(
     torch.cat([vae.decode(mu_test[i] + steps_v[:, None] * v).cpu() for i in range(6)]),
     nrow=7,

@@ -328,7 +328,7 @@ x_rec, _ = csgm(
     G, A25, y25, K, steps=budget(ci=300, cpu=1_000, gpu=1_000), restarts=budget(ci=3, cpu=10, gpu=10), lam=0.0
 )
 err_range = ((x_rec - x_in_range) ** 2).mean(1)
-err_lasso_range = ((lasso(A25, y25, 0.1, clip=(0, 1)) - x_in_range.cpu()) ** 2).mean(1)
+err_lasso_range = ((lasso(A25, y25, 0.1, clip=(0, 1)).cpu() - x_in_range.cpu()) ** 2).mean(1)
 err_mean_range = ((x_train.flatten(1).mean(0).to(DEVICE) - x_in_range) ** 2).mean(1)
 print(
     f"per-pixel MSE, x* in the range of G, m = 25: CSGM {err_range.mean():.5f}, Lasso {err_lasso_range.mean():.5f},"

@@ -178,7 +178,7 @@ sal = saliency(clf, x8, y8).cpu()
 # double precision. The network is piecewise linear (ReLU, max-pooling) with ties on the black
 # background, where the derivative jumps; at a point moved off the ties by a little noise, and
 # with a step h = 1e-7, the difference quotient is the derivative.
-clf64 = copy.deepcopy(clf).double()
+clf64 = copy.deepcopy(clf).cpu().double()  # float64 on a CPU copy (Apple's MPS has no float64)
 x0 = (x8[:1] + 0.01 * torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))).double()
 sal0, h = saliency(clf64, x0, y8[:1]).cpu()[0], 1e-7
 for flat in sal0.flatten().topk(5).indices.tolist():
@@ -186,7 +186,7 @@ for flat in sal0.flatten().topk(5).indices.tolist():
     e = torch.zeros_like(x0)
     e[0, 0, i, j] = h
     with torch.no_grad():
-        fd = (clf64((x0 + e).to(DEVICE))[0, y8[0]] - clf64((x0 - e).to(DEVICE))[0, y8[0]]).item() / (2 * h)
+        fd = (clf64(x0 + e)[0, y8[0]] - clf64(x0 - e)[0, y8[0]]).item() / (2 * h)
     assert abs(abs(fd) - sal0[i, j].item()) < 1e-5 * max(1.0, abs(fd)), (fd, sal0[i, j])
 
 # the probability's gradient against the score's, on confidently classified digits
