@@ -344,6 +344,10 @@ def test_reader_pages_hold_no_development_history():
     assert "Changelog" in (root / "CHANGELOG.md").read_text()
     for name in ("timing.md", "scoreboard.md"):
         text = (root / "book" / name).read_text()
-        assert not re.search(r"\b[0-9a-f]{7,40}\b", text), f"{name} names a commit"
+        # a commit id: 7-40 hex digits with at least one letter (not the digits of a decimal)
+        assert not re.search(r"(?<![\d.])\b(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b", text), (
+            f"{name} names a commit"
+        )
+        assert re.search(r"(?<![\d.])\b(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b", "the build at 1faceda")
         for word in ("session", "clean clone", "fresh clone", " saved "):
             assert word not in text, f"{name} tells development history ({word!r})"
