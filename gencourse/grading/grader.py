@@ -28,7 +28,7 @@ import numpy as np
 
 from gencourse.grading.plain import raised, to_plain
 from gencourse.grading.probes import build, evaluate
-from gencourse.grading.sandbox import ForkServer, Limits, Outcome, run_notebook
+from gencourse.grading.sandbox import ForkServer, Limits, Outcome, read_regular_file, run_notebook
 from gencourse.grading.spec import Assignment, Probe, load_assignment
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
@@ -128,21 +128,12 @@ def read_submission(path: Path) -> tuple[bytes | None, str | None]:
         if exc.errno == errno.ELOOP:
             return None, "the submission is a symbolic link (hand in the notebook itself)"
         return None, f"the file could not be read ({exc.strerror})"
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None, "the submission is not a regular file"
-        if info.st_size > MAX_NOTEBOOK_BYTES:
-            return None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
-        chunks, total = [], 0
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > MAX_NOTEBOOK_BYTES:
-                return None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
-        return b"".join(chunks), None
-    finally:
-        os.close(fd)
+    data, problem = read_regular_file(fd, MAX_NOTEBOOK_BYTES)
+    if problem == "not regular":
+        return None, "the submission is not a regular file"
+    if problem == "too large":
+        return None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
+    return data, None
 
 
 def _text(source: Any) -> str | None:

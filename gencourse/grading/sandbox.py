@@ -296,6 +296,27 @@ def _excerpt(path: Path, chars: int = EXCERPT_CHARS) -> str:
         return ""
 
 
+def read_regular_file(fd: int, limit: int) -> tuple[bytes | None, str | None]:
+    """The bytes behind the open descriptor ``fd``, or ``None`` and why not: ``"not regular"``
+    for anything but a regular file (a FIFO or a device could block the batch), ``"too large"``
+    beyond ``limit`` bytes (checked before and while reading, as the file may grow). Closes ``fd``."""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not regular"
+        if info.st_size > limit:
+            return None, "too large"
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                return None, "too large"
+        return b"".join(chunks), None
+    finally:
+        os.close(fd)
+
+
 def _read_bounded(path: Path) -> tuple[bytes | None, str | None]:
     """The bytes of a file that the submission's process wrote: no symlinks, no FIFOs, no more
     than ``MAX_RESULTS_BYTES``."""
@@ -305,21 +326,12 @@ def _read_bounded(path: Path) -> tuple[bytes | None, str | None]:
         return None, "no results were written"
     except OSError as exc:
         return None, f"the results file could not be opened ({exc.strerror})"
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None, "the results file is not a regular file"
-        if info.st_size > MAX_RESULTS_BYTES:
-            return None, f"the results file is larger than {MAX_RESULTS_BYTES:,} bytes"
-        chunks, total = [], 0
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > MAX_RESULTS_BYTES:
-                return None, "the results file is too large"
-    finally:
-        os.close(fd)
-    return b"".join(chunks), None
+    data, problem = read_regular_file(fd, MAX_RESULTS_BYTES)
+    if problem == "not regular":
+        return None, "the results file is not a regular file"
+    if problem == "too large":
+        return None, f"the results file is larger than {MAX_RESULTS_BYTES:,} bytes"
+    return data, None
 
 
 def read_results_log(data: bytes) -> tuple[Any, list[str]]:
