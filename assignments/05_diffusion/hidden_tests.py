@@ -414,14 +414,17 @@ def ddim_judgement(rtol=1e-9, atol=1e-10):
     return compare
 
 
-def _ddim_case(rng, n, dim, T, eta, to_data=0.2):
+def _ddim_case(rng, shape, T, eta, to_data=0.2):
+    """A random step: schedule, indices t > t_prev (a fifth of them to the data, t_prev = −1),
+    noisy inputs of ``shape`` and a random network."""
+    n = shape[0]
     ab = _alpha_bars(_schedule(rng, T, low=0.02))
     t = rng.integers(1, T, size=n)
     t_prev = np.array([int(rng.integers(0, ti)) for ti in t])
     t_prev[rng.random(n) < to_data] = -1
-    xt = rng.normal(size=(n, dim))
+    xt = rng.normal(size=shape)
     return (
-        _random_net(rng, dim),
+        _random_net(rng, int(np.prod(shape[1:]))),
         tensor(xt),
         tensor(t, dtype="int64"),
         tensor(t_prev, dtype="int64"),
@@ -459,14 +462,12 @@ def q4_probes(rng):
         literal(2),
     )
     yield Probe("graded_ddim_step", args, label="η = 1 from t to t − 1 (DDPM's step), 4000 items")
-    for _ in range(2):
-        yield Probe(
-            "graded_ddim_step",
-            _ddim_case(rng, 7, int(rng.integers(1, 5)), int(rng.integers(3, 30)), 0.0),
-            hidden=True,
-        )
+    for shape in (_shape(rng, 7, 0.0), _shape(rng, 5, 1.0)):
+        yield Probe("graded_ddim_step", _ddim_case(rng, shape, int(rng.integers(3, 30)), 0.0), hidden=True)
     for eta in (0.5, 1.0):
-        yield Probe("graded_ddim_step", _ddim_case(rng, 3000, 4, int(rng.integers(3, 12)), eta), hidden=True)
+        yield Probe(
+            "graded_ddim_step", _ddim_case(rng, (3000, 4), int(rng.integers(3, 12)), eta), hidden=True
+        )
 
 
 CHECKS = {
