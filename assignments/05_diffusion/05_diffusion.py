@@ -634,9 +634,12 @@ assert abs(draws.var().item() - var.item()) < 5 * var.item() * math.sqrt(2 / n_d
 # circle. The noise schedule has $T = 100$ indices, linear from $\beta_0 = 10^{-3}$ to
 # $\beta_{99} = 0.2$ (Ho et al.'s schedule for $T = 1000$ with both ends multiplied by $1000 / T$),
 # so that $\bar\alpha_{99}$ is tiny and $z_{99}$ is pure noise $\mathcal N(0, I)$ to a good
-# approximation (the cell asserts $\bar\alpha_{99} < 10^{-4}$). An MLP $3 \to 128 \to 128 \to 128
-# \to 2$ is trained with your `ddpm_loss`, then sampled with your `ddim_step` from $z_{99} \sim
-# \mathcal N(0, I)$ through 10 and 100 evenly spaced indices, with $\eta = 0$ and $\eta = 1$. The
+# approximation (the cell asserts $\bar\alpha_{99} < 10^{-4}$). The network is an `EpsilonModel`
+# whose MLP ($11 \to 128 \to 128 \to 128 \to 2$) sees $z_t$, $\tau = t / T$ and the sinusoidal
+# features $\sin(k \pi \tau), \cos(k \pi \tau)$, $k = 1, \dots, 4$ (a small version of the time
+# embedding of Ho et al., which lets an MLP tell the noise levels apart). It is trained with your
+# `ddpm_loss`, then sampled with your `ddim_step` from $z_{99} \sim \mathcal N(0, I)$ through 10
+# and 100 evenly spaced indices, with $\eta = 0$ and $\eta = 1$. The
 # metrics are lecture 4's: a sample is of high quality within 3 standard deviations (0.03) of its
 # nearest mode; the modes captured are those with a high-quality sample; the reverse KL compares
 # the histogram of the high-quality samples over the modes with the uniform one. The trivial
@@ -650,9 +653,23 @@ alpha_bars = torch.cumprod(1 - betas, dim=0).float()  # the model trains in floa
 print(f"ᾱ₉₉ = {alpha_bars[-1].item():.2e}")
 assert alpha_bars[-1] < 1e-4
 
-STEPS = budget(ci=300, cpu=6_000, gpu=6_000)
+
+class TimeFeatures(nn.Module):
+    """[z, τ] ↦ [z, τ, sin(kπτ), cos(kπτ) for k = 1, …, K]: sinusoidal features of τ = t / T."""
+
+    def __init__(self, K):
+        super().__init__()
+        self.K = K
+
+    def forward(self, h):
+        tau = h[:, -1:]
+        angles = math.pi * tau * torch.arange(1, self.K + 1, dtype=h.dtype, device=h.device)
+        return torch.cat([h, angles.sin(), angles.cos()], dim=1)
+
+
+STEPS = budget(ci=300, cpu=12_000, gpu=12_000)
 data = RING.sample(20_000, generator=torch.Generator().manual_seed(0))
-model = EpsilonModel(mlp([3, 128, 128, 128, 2], activation=nn.SiLU), T)
+model = EpsilonModel(nn.Sequential(TimeFeatures(4), mlp([11, 128, 128, 128, 2], activation=nn.SiLU)), T)
 history = fit(
     model,
     len(data),
@@ -693,6 +710,19 @@ for name, (_, stats) in rows.items():
         f"{name:26s} high quality {100 * stats['high_quality']:5.1f}%, modes {stats['modes']} of 8, "
         f"reverse KL {stats['reverse_kl']:.3f}"
     )
+before_last = torch.linspace(T - 1, 0, 10).round().long()[-2].item()
+sd_jump = (1 - alpha_bars[[before_last, 0]]).sqrt()
+print(
+    f"10 steps: the last step but one goes from index {before_last} (noise standard deviation "
+    f"√(1 − ᾱ) = {sd_jump[0]:.2f}) to index 0 ({sd_jump[1]:.3f}); neighbouring modes are "
+    f"{torch.dist(RING.centers[0], RING.centers[1]):.2f} apart"
+)
+if budget_level() != "ci":  # what question 5's answer relies on
+    quality = {name: stats["high_quality"] for name, (_, stats) in rows.items()}
+    for eta in ("0", "1"):
+        many, few = quality[f"DDIM, 100 steps, η = {eta}"], quality[f"DDIM, 10 steps, η = {eta}"]
+        assert many > 0.5 and rows[f"DDIM, 100 steps, η = {eta}"][1]["modes"] == 8
+        assert 5 * quality["N(0, I) noise (baseline)"] < few < many
 
 fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3))
 for ax, (name, (samples, _)) in zip(axes, rows.items(), strict=True):
@@ -711,27 +741,36 @@ plt.show()
 # points: 1
 
 # %% [markdown]
-# **Question 5 (written).** Run the notebook at the `cpu` budget. The network was trained only
-# on single indices $t$, each with noise drawn from $q(z_t \mid x_0)$, never on pairs of
+# **Question 5 (written).** Run the notebook at the `cpu` budget. (a) The network was trained
+# only on single indices $t$, each with noise drawn from $q(z_t \mid x_0)$, never on pairs of
 # indices. Explain why the same network can be used by DDIM with 10 indices instead of 100, and
-# with any $\eta$; then say what your printed numbers show about $\eta = 0$ against $\eta = 1$
-# at 10 steps, against the noise baseline. (A few sentences.)
+# with any $\eta$. (b) Compare the shares of high-quality samples at 100 and at 10 steps, with
+# each other and with the baseline, and explain the drop at 10 steps with the noise levels of the
+# last steps (printed above) and what $\hat x_0$ is at such a level. (A few sentences.)
 
 # %% [raw]
 # # BEGIN SOLUTION
 
 # %% [markdown]
-# The loss depends on the forward process only through its marginals $q(z_t \mid x_0) =
+# (a) The loss depends on the forward process only through its marginals $q(z_t \mid x_0) =
 # \mathcal N(\sqrt{\bar\alpha_t} x_0, (1 - \bar\alpha_t) I)$, and its minimiser is the posterior
 # mean of the noise, $\varepsilon_\theta(z_t, t) = \mathbb E[\varepsilon \mid z_t]$, which is the
 # same whatever joint process produced these marginals. DDIM's steps, for any subsequence of
 # indices and any $\eta$, define processes with exactly these marginals (Part 4: the noise of the
 # step has variance $1 - \bar\alpha_s$), so the trained network is the right one for each of
-# them; only the accuracy of the discretisation changes with the number of steps. At few steps
-# the deterministic sampler ($\eta = 0$) usually keeps more samples on the modes than $\eta = 1$,
-# because each stochastic step adds fresh noise of variance $\sigma^2$ that the few remaining
-# steps cannot remove; both are far above the baseline, whose samples almost never fall within
-# 0.03 of a mode (compare with the printed numbers of your run).
+# them; only the error of the discretisation changes with the number of steps.
+#
+# (b) With 100 steps most samples lie within 0.03 of a mode and all eight modes are found; with
+# 10 steps far fewer samples do, though still many times more than from the noise baseline (the
+# notebook asserts these orderings at `cpu`). Since $\hat\varepsilon$ estimates
+# $\mathbb E[\varepsilon \mid z_t]$, $\hat x_0$ estimates the posterior mean $\mathbb E[x_0 \mid
+# z_t]$: when the noise's standard deviation is about half the distance between neighbouring
+# modes, as at the 10-step sampler's last index but one, this mean is a blend of the two
+# nearest modes, a point on the chord between them (the octagon of the figure). The sampler
+# then jumps to index 0, whose noise is about ten times smaller, in one step along that blurred
+# prediction, and the network at index 0, trained on small noise, cannot undo an error of that
+# size. With 100 steps the noise shrinks a little at each step and
+# the prediction is refined as the posterior narrows onto one mode.
 
 # %% [raw]
 # # END SOLUTION
