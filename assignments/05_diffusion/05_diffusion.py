@@ -471,8 +471,6 @@ x0_test = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(0), dty
 schedule = torch.cumprod(1 - linear_betas(10, 0.05, 0.3), dim=0)
 loss = ddpm_loss(lambda xt, t: torch.zeros_like(xt), x0_test, schedule, torch.Generator().manual_seed(1))
 assert loss.shape == () and abs(loss.item() - 1.0) < 0.05  # E ε² = 1
-
-# %%
 loss = ddpm_loss(lambda xt, t: torch.full_like(xt, 2.0), x0_test, schedule, torch.Generator().manual_seed(2))
 assert abs(loss.item() - 5.0) < 0.15  # E (ε − 2)² = 1 + 4
 
@@ -588,13 +586,25 @@ def ddim_step(model, xt, t, t_prev, alpha_bars, eta=0.0):
 # # BEGIN TESTS
 
 # %%
-zero_model = lambda xt, t: torch.zeros_like(xt)  # noqa: E731 (ε̂ = 0, so x̂₀ = zₜ / √ᾱₜ)
-ab_test = torch.tensor([0.64, 0.36])
-z = ddim_step(zero_model, torch.tensor([[3.0]]), torch.tensor([1]), torch.tensor([0]), ab_test)
+# a model that predicts ε̂ = 0, so that x̂₀ = zₜ / √ᾱₜ
+z = ddim_step(
+    lambda xt, t: torch.zeros_like(xt),
+    torch.tensor([[3.0]]),
+    torch.tensor([1]),
+    torch.tensor([0]),
+    torch.tensor([0.64, 0.36]),
+)
 assert torch.allclose(z, torch.tensor([[4.0]]))  # √0.64 · 3 / √0.36
 
 # %%
-z = ddim_step(zero_model, torch.tensor([[3.0]]), torch.tensor([1]), torch.tensor([-1]), ab_test, eta=1.0)
+z = ddim_step(
+    lambda xt, t: torch.zeros_like(xt),
+    torch.tensor([[3.0]]),
+    torch.tensor([1]),
+    torch.tensor([-1]),
+    torch.tensor([0.64, 0.36]),
+    eta=1.0,
+)
 assert torch.allclose(z, torch.tensor([[5.0]]))  # to the data: x̂₀ = 3 / 0.6, and σ = 0
 
 # %% [raw]
