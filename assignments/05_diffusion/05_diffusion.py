@@ -649,11 +649,11 @@ assert abs(draws.var().item() - var.item()) < 5 * var.item() * math.sqrt(2 / n_d
 # features $\sin(k \pi \tau), \cos(k \pi \tau)$, $k = 1, \dots, 4$ (a small version of the time
 # embedding of Ho et al., which lets an MLP tell the noise levels apart). It is trained with your
 # `ddpm_loss`, then sampled with your `ddim_step` from $z_{99} \sim \mathcal N(0, I)$ through 10
-# and 100 evenly spaced indices, with $\eta = 0$ and $\eta = 1$. The
-# metrics are lecture 4's: a sample is of high quality within 3 standard deviations (0.03) of its
-# nearest mode; the modes captured are those with a high-quality sample; the reverse KL compares
-# the histogram of the high-quality samples over the modes with the uniform one. The trivial
-# baseline is the sampler's own starting point, $\mathcal N(0, I)$ noise.
+# and 100 evenly spaced indices, with $\eta = 0$ and $\eta = 1$. The metrics are lecture 4's: a
+# sample is of high quality within 3 standard deviations (0.03) of its nearest mode; the modes
+# captured are those with a high-quality sample; the reverse KL compares the histogram of the
+# high-quality samples over the modes with the uniform one. The trivial baseline is the sampler's
+# own starting point, $\mathcal N(0, I)$ noise.
 
 # %%
 RING = ring_mixture()
