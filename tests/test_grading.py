@@ -90,6 +90,13 @@ OTHERS = {
         "student": [0, 0, 0, 0, None],
         "wrong": [0, 2, 0, 0, None],
     },
+    "05_diffusion": {
+        "solution": [1, 2, 2, 2, None],
+        "student": [0, 0, 0, 0, None],
+        "wrong": [1, 0, 0, 0, None],
+        "wrong_conventions": [0, 0, 0, 0, None],
+        "wrong_noise": [1, 2, 0, 0, None],
+    },
 }
 
 
@@ -842,6 +849,47 @@ def test_gradient_penalty_reference_matches_the_package():
     assert torch.allclose(ours, theirs, rtol=1e-9)
 
 
+def test_diffusion_references_agree_with_the_package_conventions():
+    """Assignment 5's references (Bayes on a grid, the closed form, the loss judged from the
+    model's inputs) accept ``gencourse.diffusion``'s functions: the assignment and lecture 13
+    share one set of conventions."""
+    diffusion = pytest.importorskip("gencourse.diffusion")
+    hidden = load_assignment(ROOT / "assignments" / "05_diffusion")
+    rng = np.random.default_rng(0)
+    for question, function in (("q1", diffusion.q_sample), ("q2", diffusion.q_posterior)):
+        check = hidden.checks[question]
+        for probe in check.probes(rng):
+            args = [build(spec) for spec in probe.args]
+            got = function(*args)
+            if question == "q2":  # the variance as one number per item, whatever its shape
+                got = (
+                    got[0],
+                    got[1].reshape(len(args[1]), -1)[:, :1].reshape(-1, *[1] * (args[1].dim() - 1)),
+                )
+            problem = check.compare(to_plain(check.reference(*args)), to_plain(got), tuple(args))
+            assert problem is None, (question, probe.label, problem)
+    check = hidden.checks["q3"]
+    for probe in check.probes(rng):
+        net, x0, alpha_bars, seed = (build(spec) for spec in probe.args)
+        model, seen = _recording_eps_model(net, len(alpha_bars))
+        loss = diffusion.ddpm_loss(model, x0, alpha_bars, generator=torch.Generator().manual_seed(seed))
+        got = (loss, torch.cat([s[0] for s in seen]), torch.cat([s[1] for s in seen]), loss.requires_grad)
+        expected = to_plain(check.reference(net, x0, alpha_bars, seed))
+        assert check.compare(expected, to_plain(got), (net, x0, alpha_bars, seed)) is None, probe.label
+
+
+def _recording_eps_model(net, T):
+    """model(xt, t) = net([xt flattened, t / T]) as assignment 5's EpsilonModel, and the list of
+    the inputs it was called with."""
+    seen = []
+
+    def model(xt, t):
+        seen.append((xt.detach(), t))
+        return net(torch.cat([xt.flatten(1), t.to(xt.dtype).unsqueeze(1) / T], dim=1)).reshape(xt.shape)
+
+    return model, seen
+
+
 def test_find_submissions_and_written_answers(tmp_path):
     (tmp_path / "bob smith.ipynb").write_text("{}")
     (tmp_path / "carol").mkdir()
@@ -859,7 +907,7 @@ def test_find_submissions_and_written_answers(tmp_path):
 
 
 def test_every_assignment_loads_with_checks_for_its_autograded_questions():
-    assert ASSIGNMENTS == ["01_vae", "02_gan", "03_inverse", "04_adversarial"]
+    assert ASSIGNMENTS == ["01_vae", "02_gan", "03_inverse", "04_adversarial", "05_diffusion"]
     for name in ASSIGNMENTS:
         assignment = load_assignment(ROOT / "assignments" / name)
         assert assignment.forbidden_modules and len(assignment.autograded) >= 3

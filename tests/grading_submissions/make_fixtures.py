@@ -4,7 +4,8 @@
 
 Each fixture is a notebook that a student could hand in: deliberately wrong answers (whose exact
 partial marks the tests know), and hostile ones that try to break, fool or escape the grader.
-``01_vae/`` holds submissions for assignment 1, the others one wrong submission each.
+``01_vae/`` holds submissions for assignment 1, ``05_diffusion/`` three wrong ones (each misses
+a different convention), the others one wrong submission each.
 These notebooks are data for the grader: never run them yourself.
 """
 
@@ -761,6 +762,126 @@ ADVERSARIAL_WRONG = [  # q1 averages the loss, q3 never projects onto the ball, 
 ]
 
 
+def diffusion_given():
+    """The given code of assignment 5 that the grader's probes call (the schedule helpers, the
+    EpsilonModel wrapper and the graded_* functions), read from the assignment's source."""
+    import jupytext
+
+    source = jupytext.read(HERE.parent.parent / "assignments" / "05_diffusion" / "05_diffusion.py")
+    marks = ("class EpsilonModel(nn.Module)", "def graded_ddpm_loss")
+    return [
+        cell.source
+        for cell in source.cells
+        if cell.cell_type == "code" and any(m in cell.source for m in marks)
+    ]
+
+
+DIFFUSION_IMPORTS = """
+import math
+
+import torch
+from torch import nn
+"""
+
+DIFFUSION_Q_SAMPLE = """
+def q_sample(x0, t, noise, alpha_bars):
+    a = per_item(alpha_bars[t], x0)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+"""
+
+DIFFUSION_Q_POSTERIOR = """
+def q_posterior(x0, xt, t, betas):
+    ab = torch.cumprod(1 - betas, dim=0)
+    a_t, a_prev, beta = (per_item(v, xt) for v in (ab[t], ab[t - 1], betas[t]))
+    mean = a_prev.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t) * xt
+    return mean, (1 - a_prev) / (1 - a_t) * beta
+"""
+
+DIFFUSION_WRONG = [  # the posterior's variance is βₜ, the loss keeps the ELBO's weights λₜ, DDIM ignores η: 1 of 7
+    DIFFUSION_IMPORTS,
+    DIFFUSION_Q_SAMPLE,
+    """
+    def q_posterior(x0, xt, t, betas):
+        ab = torch.cumprod(1 - betas, dim=0)
+        a_t, a_prev, beta = (per_item(v, xt) for v in (ab[t], ab[t - 1], betas[t]))
+        mean = a_prev.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t) * xt
+        return mean, beta
+
+
+    def ddpm_loss(model, x0, alpha_bars, generator=None):
+        t = torch.randint(len(alpha_bars), (len(x0),), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        a_prev = torch.where(t > 0, alpha_bars[(t - 1).clamp(min=0)], 1.0)
+        beta = 1 - alpha_bars[t] / a_prev
+        weight = beta / (2 * (1 - beta) * (1 - a_prev).clamp(min=1e-3))
+        errors = (noise - model(q_sample(x0, t, noise, alpha_bars), t)).pow(2).flatten(1).mean(1)
+        return (weight * errors).mean()
+
+
+    def ddim_step(model, xt, t, t_prev, alpha_bars, eta=0.0):
+        eps = model(xt, t)
+        a_t = per_item(alpha_bars[t], xt)
+        a_s = per_item(torch.where(t_prev >= 0, alpha_bars[t_prev.clamp(min=0)], 1.0), xt)
+        x0_hat = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        return a_s.sqrt() * x0_hat + (1 - a_s).sqrt() * eps
+    """,
+]
+
+DIFFUSION_WRONG_CONVENTIONS = [  # each function misreads a convention: 0 of 7
+    DIFFUSION_IMPORTS,
+    """
+    def q_sample(x0, t, noise, alpha_bars):  # the variance 1 − ᾱ where its square root belongs
+        a = per_item(alpha_bars[t], x0)
+        return a.sqrt() * x0 + (1 - a) * noise
+
+
+    def q_posterior(x0, xt, t, betas):  # ᾱₜ as the product over s < t (excludes t)
+        ab = torch.cat([torch.ones(1, dtype=betas.dtype), torch.cumprod(1 - betas, dim=0)[:-1]])
+        a_t, a_prev, beta = (per_item(v, xt) for v in (ab[t], ab[t - 1], betas[t]))
+        mean = a_prev.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t) * xt
+        return mean, (1 - a_prev) / (1 - a_t) * beta
+
+
+    def ddpm_loss(model, x0, alpha_bars, generator=None):  # t in {1, …, T − 1}: never 0
+        t = torch.randint(1, len(alpha_bars), (len(x0),), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        a = per_item(alpha_bars[t], x0)
+        return (noise - model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t)).pow(2).mean()
+
+
+    def ddim_step(model, xt, t, t_prev, alpha_bars, eta=0.0):  # alpha_bars[-1] for the data
+        eps = model(xt, t)
+        a_t, a_s = per_item(alpha_bars[t], xt), per_item(alpha_bars[t_prev], xt)
+        x0_hat = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        sigma = eta * ((1 - a_s) / (1 - a_t)).sqrt() * (1 - a_t / a_s).sqrt()
+        direction = (1 - a_s - sigma**2).clamp(min=0).sqrt() * eps
+        return a_s.sqrt() * x0_hat + direction + sigma * torch.randn_like(xt)
+    """,
+]
+
+DIFFUSION_WRONG_NOISE = [  # the loss draws uniform noise, DDIM shares one noise across the batch: 3 of 7
+    DIFFUSION_IMPORTS,
+    DIFFUSION_Q_SAMPLE,
+    DIFFUSION_Q_POSTERIOR,
+    """
+    def ddpm_loss(model, x0, alpha_bars, generator=None):
+        t = torch.randint(len(alpha_bars), (len(x0),), generator=generator)
+        noise = (torch.rand(x0.shape, generator=generator, dtype=x0.dtype) - 0.5) * 2
+        return (noise - model(q_sample(x0, t, noise, alpha_bars), t)).pow(2).mean()
+
+
+    def ddim_step(model, xt, t, t_prev, alpha_bars, eta=0.0):
+        eps = model(xt, t)
+        a_t = per_item(alpha_bars[t], xt)
+        a_s = per_item(torch.where(t_prev >= 0, alpha_bars[t_prev.clamp(min=0)], 1.0), xt)
+        x0_hat = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        sigma = eta * ((1 - a_s) / (1 - a_t)).sqrt() * (1 - a_t / a_s).sqrt()
+        direction = (1 - a_s - sigma**2).clamp(min=0).sqrt() * eps
+        return a_s.sqrt() * x0_hat + direction + sigma * torch.randn_like(xt[:1])
+    """,
+]
+
+
 def main():
     folder = HERE / "01_vae"
     folder.mkdir(exist_ok=True)
@@ -779,6 +900,17 @@ def main():
     ):
         (HERE / name).mkdir(exist_ok=True)
         (HERE / name / "wrong.ipynb").write_text(json.dumps(notebook(cells), indent=1) + "\n")
+    given = diffusion_given()
+    for name, cells in (
+        ("wrong", DIFFUSION_WRONG),
+        ("wrong_conventions", DIFFUSION_WRONG_CONVENTIONS),
+        ("wrong_noise", DIFFUSION_WRONG_NOISE),
+    ):
+        (HERE / "05_diffusion").mkdir(exist_ok=True)
+        notebook_cells = [cells[0], *given, *cells[1:]]
+        (HERE / "05_diffusion" / f"{name}.ipynb").write_text(
+            json.dumps(notebook(notebook_cells), indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":
