@@ -14,7 +14,6 @@ estimate is read off early: at a fixed step, or when the loss reaches the noise 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -22,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gencourse.restoration import psnr
-from gencourse.runtime import progress, seed_everything
+from gencourse.train import Ensemble, fit, require_int
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -144,41 +143,33 @@ def fit_dip(
     Returns the history ``{"step", "loss", "psnr"}`` (PSNR in dB of the output against
     ``clean``, if given), one entry per step.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be non-negative, got {steps}")
-    gen = seed_everything(seed)
     device = next(net.parameters()).device
     z, target = z.detach().to(device), target.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    history: dict[str, list[float]] = {"step": [], "loss": []}
-    if clean is not None:
-        history["psnr"] = []
-    net.train()
-    for step in progress(range(steps), desc="DIP"):
-        z_in = z + input_noise * torch.randn(z.shape, generator=gen).to(device) if input_noise else z
+    outputs: list[torch.Tensor] = []  # the latest output, for the callback
+
+    def loss_fn(_: None, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        z_in = z + input_noise * torch.randn(z.shape, generator=rng).to(device) if input_noise else z
         out = net(z_in)
         pred = operator(out) if operator is not None else out
         if pred.shape != target.shape:
             raise ValueError(f"f(G(z)) has shape {tuple(pred.shape)} but the target {tuple(target.shape)}")
         data = (pred - target).pow(2).mean()
         loss = data + tv_weight * total_variation(out).sum() / out[0, 0].numel() if tv_weight else data
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history["step"].append(step)
-        history["loss"].append(float(data.detach()))
-        if clean is not None:
-            history["psnr"].append(psnr(out.detach().clamp(0, 1), clean))
+        outputs[:] = [out.detach()]
+        logs = (
+            {"loss": data} if clean is None else {"loss": data, "psnr": psnr(out.detach().clamp(0, 1), clean)}
+        )
+        return loss, logs
+
+    def after_step(step: int, logs: dict) -> bool:
         if callback is not None:
-            callback(step, out.detach())
-        if stop_loss is not None and float(data.detach()) <= stop_loss:
-            break
-    return history
+            callback(step, outputs[0])
+        return stop_loss is not None and logs["loss"] <= stop_loss
 
-
-def _row_major(t: torch.Tensor) -> torch.Tensor:
-    """A detached copy of ``t`` with the standard row-major strides of its shape."""
-    return t.detach().flatten().clone().view(t.shape)
+    return fit(
+        net, None, loss_fn, steps, lr=lr, seed=seed, desc="DIP", callback=after_step,
+        optimizer=torch.optim.Adam(net.parameters(), lr=lr), eval_mode_after=False,
+    )  # fmt: skip
 
 
 def fit_dip_batch(
@@ -212,60 +203,52 @@ def fit_dip_batch(
     to ``stop_loss`` keeps the weights of that step, as ``fit_dip`` does. The fitted weights are
     written back into ``nets``; returns one history ``{"step", "loss"}`` per member.
     """
-    from torch.func import functional_call, stack_module_state, vmap
-
-    if steps < 0:
-        raise ValueError(f"steps must be non-negative, got {steps}")
+    require_int("steps", steps, 0)
     n = len(nets)
     if n == 0 or targets.shape[0] != n:
         raise ValueError(f"need one target per network, got {n} networks and targets {tuple(targets.shape)}")
-    shapes = [[(k, tuple(p.shape)) for k, p in net.state_dict().items()] for net in nets]
-    if any(type(net) is not type(nets[0]) or s != shapes[0] for net, s in zip(nets, shapes, strict=True)):
-        raise ValueError("fit_dip_batch needs networks of one architecture (same class, same shapes)")
     if z.dim() != 4 or z.shape[0] not in (1, n):
         raise ValueError(f"z must be (1, C, H, W) or ({n}, C, H, W), got {tuple(z.shape)}")
-    seed_everything(seed)
+    for net in nets:
+        net.train()
+    try:
+        ensemble = Ensemble(nets)
+    except ValueError as error:
+        raise ValueError(f"fit_dip_batch needs networks of one architecture: {error}") from None
     device = next(nets[0].parameters()).device
     zs = z.detach().to(device).expand(n, *z.shape[1:]).unsqueeze(1)  # (S, 1, C, H, W)
     targets = targets.to(device)
-    for net in nets:
-        net.train()
-    params, buffers = stack_module_state(list(nets))
-    # row-major strides throughout: the gradient that vmap's convolution returns for a stacked
-    # channels-last 1×1 weight (1, C, 1, 1) was wrong (tests/test_dip.py catches it); .contiguous()
-    # is not enough, since it keeps the odd strides of the size-1 dimensions
-    params = {k: _row_major(v).requires_grad_() for k, v in params.items()}
-    buffers = {k: _row_major(v) for k, v in buffers.items()}
-    base = copy.deepcopy(nets[0]).to("meta")
 
-    def one(p: dict, b: dict, z_one: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, (p, b), (z_one,))
-
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
-    histories: list[dict[str, list[float]]] = [{"step": [], "loss": []} for _ in range(n)]
-    active = list(range(n))
-    kept: dict[int, dict[str, torch.Tensor]] = {}
-    for step in progress(range(steps), desc=f"DIP ×{n}"):
-        out = vmap(one)(params, buffers, zs).squeeze(1)  # (S, C', H, W)
+    def loss_fn(_: None, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = ensemble(zs).squeeze(1)  # (S, C', H, W)
         pred = operator(out) if operator is not None else out
         if pred.shape != targets.shape:
             raise ValueError(f"f(G(z)) has shape {tuple(pred.shape)} but the targets {tuple(targets.shape)}")
         data = (pred - targets).pow(2).flatten(1).mean(1)
         loss = data + tv_weight * total_variation(out) / out[0, 0].numel() if tv_weight else data
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
-        values = data.detach().tolist()
+        return loss.sum(), {"loss": data}
+
+    histories: list[dict[str, list[float]]] = [{"step": [], "loss": []} for _ in range(n)]
+    active = list(range(n))
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+
+    def after_step(step: int, logs: dict) -> bool:
+        """Log every active member; a member whose data term reaches ``stop_loss`` keeps this
+        step's weights; stop when none is left."""
         for s in list(active):
             histories[s]["step"].append(step)
-            histories[s]["loss"].append(values[s])
-            if stop_loss is not None and values[s] <= stop_loss:
+            histories[s]["loss"].append(logs["loss"][s])
+            if stop_loss is not None and logs["loss"][s] <= stop_loss:
                 active.remove(s)
-                kept[s] = {k: v[s].detach().clone() for k, v in {**params, **buffers}.items()}
-        if not active:
-            break
+                kept[s] = {k: v[s].detach().clone() for k, v in ensemble.stacked.state_dict().items()}
+        return not active
+
+    fit(
+        ensemble, None, loss_fn, steps, lr=lr, seed=seed, desc=f"DIP ×{n}", callback=after_step,
+        optimizer=torch.optim.Adam(ensemble.parameters(), lr=lr), eval_mode_after=False,
+    )  # fmt: skip
+    ensemble.unstack(nets)
     with torch.no_grad():
-        for s, net in enumerate(nets):
-            state = kept.get(s, {k: v[s] for k, v in {**params, **buffers}.items()})
-            net.load_state_dict({k: state[k] for k in net.state_dict()})
+        for s, state in kept.items():
+            nets[s].load_state_dict(state)
     return histories
