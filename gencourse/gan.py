@@ -405,37 +405,13 @@ def train_gan(
     entry per generator step: the losses (``d_loss`` without the penalty) and the mean raw
     scores of the last discriminator step (for ``"wgan"``, ``d_real − d_fake`` estimates W₁).
     """
-    options = dict(
-        loss=loss, n_critic=n_critic, clip=clip, penalty=penalty, penalty_weight=penalty_weight,
-        lr_g=lr_g, lr_d=lr_d, betas=betas, batch_size=batch_size, optimizer=optimizer, pack=pack,
-        prepare_d_input=prepare_d_input,
+    d, g = gan_players(
+        generator, discriminator, sample_real, latent_dim, loss, n_critic, clip, penalty, penalty_weight,
+        lr_g, lr_d, betas, batch_size, optimizer=optimizer, pack=pack, prepare_d_input=prepare_d_input,
     )  # fmt: skip
-    return _train_gan(
-        generator, discriminator, sample_real, latent_dim, steps, seed, callback, desc, **options
-    )
-
-
-def _train_gan(
-    generator: nn.Module,
-    discriminator: nn.Module,
-    sample_real: SampleReal,
-    latent_dim: int,
-    steps: int,
-    seed: int = 0,
-    callback: Callable[[int, nn.Module, nn.Module], None] | None = None,
-    desc: str = "GAN",
-    snapshots: Sequence[int] = (),
-    **options: Any,
-) -> dict[str, Any]:
-    """:func:`train_gan`, and the generator's weights after each step in ``snapshots``
-    (``history["snapshots"][step]["G"]``)."""
-    d, g = gan_players(generator, discriminator, sample_real, latent_dim, **options)
     require_int("steps", steps, 0)
     on_step = None if callback is None else (lambda step, logs: callback(step, generator, discriminator))
-    return adversarial_fit(
-        d, g, steps, seed=seed, callback=on_step, keys=HISTORY_KEYS, desc=desc,
-        snapshots=snapshots, snapshot_modules={"G": generator},
-    )  # fmt: skip
+    return adversarial_fit(d, g, steps, seed=seed, callback=on_step, keys=HISTORY_KEYS, desc=desc)
 
 
 def snapshot_steps(steps: int) -> list[int]:
@@ -477,10 +453,15 @@ def trained_dcgan(
     d = DCGANDiscriminator().to(device)
 
     def train() -> dict[str, Any]:
-        history = _train_gan(
-            g, d, data_sampler(images.to(device)), latent_dim, steps, seed, loss=loss,
+        players = gan_players(g, d, data_sampler(images.to(device)), latent_dim, loss)
+        history = adversarial_fit(
+            *players,
+            steps,
+            seed=seed,
+            keys=HISTORY_KEYS,
             snapshots=snapshot_steps(steps),
-        )  # fmt: skip
+            snapshot_modules={"G": g},
+        )
         snaps = history.pop("snapshots", {})
         return {**history, "generators": {step: snap["G"] for step, snap in snaps.items()}}
 
