@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from gencourse.cache import cached_training
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator, mlp
 from gencourse.runtime import seed_everything
-from gencourse.train import Player, Step, adversarial_fit, require_int
+from gencourse.train import EnsembleLinear, Player, Step, adversarial_fit, require_int
 
 LOSSES = ("mm", "ns", "wgan", "lsgan", "hinge")
 PENALTIES = ("gp", "dragan")
@@ -219,7 +219,8 @@ class StackedMLP(nn.Module):
     shapes, their own weights), evaluated at once by batched matrix products: rows s·n, …,
     (s + 1)·n − 1 of the input (S·n, d) go through copy s, and the same rows of the output come
     from it. For small networks, whose cost on a CPU is mostly per-operation overhead, S copies
-    cost much less than S separate runs.
+    cost much less than S separate runs. Each linear layer is a
+    :class:`gencourse.train.EnsembleLinear` (the stacked layers of every ensemble of the course).
 
     Train it with :func:`train_gan` and ``batch_size`` = S·b: every loss there is a mean over
     the batch, that is 1/S × the sum of the copies' own losses on their b rows, so each copy gets
@@ -238,17 +239,24 @@ class StackedMLP(nn.Module):
         self.scores = isinstance(copies[0], MLPDiscriminator)  # (n,) raw scores, not (n, d)
         self.latent_dim = getattr(copies[0], "latent_dim", None)
         layers = [list(c.net) for c in copies]
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        self.activations: list[nn.Module | None] = []
+        self.layers = nn.ModuleList()
         for i, layer in enumerate(layers[0]):
             if isinstance(layer, nn.Linear):
                 if any(ls[i].weight.shape != layer.weight.shape for ls in layers):
                     raise ValueError("the copies have different layer shapes")
-                self.weights.append(nn.Parameter(torch.stack([ls[i].weight.detach().t() for ls in layers])))
-                self.biases.append(nn.Parameter(torch.stack([ls[i].bias.detach()[None] for ls in layers])))
-                self.activations.append(None)
-            else:  # an element-wise activation after the previous linear layer
-                self.activations[-1] = layer
+                self.layers.append(EnsembleLinear.stack([ls[i] for ls in layers]))
+            else:  # an element-wise activation
+                self.layers.append(layer)
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """The stacked weights (S, d_in, d_out) of the linear layers, in order (Wᵀ of each copy)."""
+        return [layer.weight for layer in self.layers if isinstance(layer, EnsembleLinear)]
+
+    @property
+    def biases(self) -> list[nn.Parameter]:
+        """The stacked biases (S, 1, d_out) of the linear layers, in order."""
+        return [layer.bias for layer in self.layers if isinstance(layer, EnsembleLinear)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (S·n, d) → (S·n, d_out), or (S·n,) scores for discriminators."""
@@ -256,10 +264,8 @@ class StackedMLP(nn.Module):
         if h.shape[0] % self.members:
             raise ValueError(f"{h.shape[0]} rows cannot be split among {self.members} copies")
         h = h.reshape(self.members, -1, h.shape[1])
-        for w, b, act in zip(self.weights, self.biases, self.activations, strict=True):
-            h = torch.baddbmm(b, h, w)  # h[s] W[s] + b[s]
-            if act is not None:
-                h = act(h)
+        for layer in self.layers:
+            h = layer(h)  # linear: h[s] W[s] + b[s], one batched matrix product
         h = h.reshape(-1, h.shape[-1])
         return h.squeeze(1) if self.scores else h
 

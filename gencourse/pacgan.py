@@ -37,6 +37,7 @@ from gencourse.divergences import as_probability_vector
 from gencourse.gan import discriminator_loss, generator_loss
 from gencourse.runtime import seed_everything
 from gencourse.train import Player, Step, adversarial_fit, linear_decay, require_int
+from gencourse.train.ensemble import EnsembleBatchNorm, EnsembleLinear
 
 
 def pack(x: torch.Tensor, m: int, dim: int = 0) -> torch.Tensor:
@@ -200,72 +201,6 @@ def _as_members(x: torch.Tensor, members: int) -> tuple[torch.Tensor, bool]:
             + f", got {tuple(x.shape)}"
         )
     return x, False
-
-
-class EnsembleLinear(nn.Module):
-    """``members`` independent affine maps, y[s] = x[s] W[s] + b[s], computed by one batched
-    matrix product. Weights are drawn from N(0, init_std²) (the paper's initialisation) or,
-    with ``init_std=None``, from PyTorch's default U(±1/√fan_in); biases start at zero."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        members: int = 1,
-        bias: bool = True,
-        init_std: float | None = 0.02,
-    ) -> None:
-        super().__init__()
-        self.in_features, self.out_features, self.members = in_features, out_features, members
-        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
-        self.bias = nn.Parameter(torch.zeros(members, 1, out_features)) if bias else None
-        with torch.no_grad():
-            if init_std is None:
-                bound = 1 / math.sqrt(in_features)
-                self.weight.uniform_(-bound, bound)
-            else:
-                self.weight.normal_(0.0, init_std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (members, n, in) → (members, n, out)."""
-        if self.bias is None:
-            return torch.bmm(x, self.weight)
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-class EnsembleBatchNorm(nn.Module):
-    """Batch normalisation for ``members`` independent networks: x[s] is normalised with the
-    mean and variance of its own samples, ŷ = γ[s] (x − μ) / √(σ² + eps) + β[s].
-
-    With ``groups`` = g > 1 the n samples of each member form g consecutive groups of n/g,
-    each normalised with its own statistics (as when a generator is applied g times, once per
-    slot of a pack). Running averages (momentum ``momentum``) are used in eval mode.
-    """
-
-    def __init__(self, features: int, members: int = 1, momentum: float = 0.05, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.members, self.momentum, self.eps = members, momentum, eps
-        self.weight = nn.Parameter(torch.ones(members, 1, features))
-        self.bias = nn.Parameter(torch.zeros(members, 1, features))
-        self.register_buffer("running_mean", torch.zeros(members, 1, features))
-        self.register_buffer("running_var", torch.ones(members, 1, features))
-
-    def forward(self, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
-        """x: (members, n, features), n divisible by ``groups``."""
-        if not self.training:
-            return (x - self.running_mean) * torch.rsqrt(
-                self.running_var + self.eps
-            ) * self.weight + self.bias
-        s, n, f = x.shape
-        xg = x.reshape(s, groups, n // groups, f)
-        mean = xg.mean(2, keepdim=True)
-        var = xg.var(2, keepdim=True, unbiased=False)
-        y = ((xg - mean) * torch.rsqrt(var + self.eps)).reshape(s, n, f) * self.weight + self.bias
-        with torch.no_grad():
-            unbiased = var * (n // groups) / max(n // groups - 1, 1)
-            self.running_mean.lerp_(mean.mean(1), self.momentum)
-            self.running_var.lerp_(unbiased.mean(1), self.momentum)
-        return y
 
 
 class PacGANGenerator(nn.Module):

@@ -9,7 +9,7 @@
   together, member s on its own slice of the input (:mod:`gencourse.train.ensemble`).
 """
 
-from gencourse.train.ensemble import Ensemble
+from gencourse.train.ensemble import Ensemble, EnsembleBatchNorm, EnsembleLinear
 from gencourse.train.loop import (
     Player,
     Step,
@@ -23,6 +23,8 @@ from gencourse.train.loop import (
 
 __all__ = [
     "Ensemble",
+    "EnsembleBatchNorm",
+    "EnsembleLinear",
     "Player",
     "Step",
     "adam",
