@@ -10,7 +10,17 @@ import torch
 from torch import nn
 
 from gencourse.runtime import progress
-from gencourse.train import Ensemble, Player, Step, adversarial_fit, cosine, fit, linear_decay, require_int
+from gencourse.train import (
+    Ensemble,
+    EnsembleLinear,
+    Player,
+    Step,
+    adversarial_fit,
+    cosine,
+    fit,
+    linear_decay,
+    require_int,
+)
 
 # ---------------------------------------------------------------------------------------------
 # fit
@@ -327,3 +337,17 @@ def test_ensemble_rejects_mixed_members_and_wrong_inputs():
         Ensemble([nn.Linear(2, 2), _BNNet()])
     with pytest.raises(ValueError, match=r"\(2, \.\.\.\)"):
         Ensemble([nn.Linear(2, 2), nn.Linear(2, 2)])(torch.randn(3, 4, 2))
+
+
+def test_ensemble_linear_stack_is_its_layers_side_by_side_and_keeps_the_random_stream():
+    torch.manual_seed(3)
+    layers = [nn.Linear(4, 3) for _ in range(2)]
+    state = torch.get_rng_state()
+    lin = EnsembleLinear.stack(layers)
+    assert torch.equal(torch.get_rng_state(), state)  # no draw consumed
+    x = torch.randn(2, 5, 4)
+    y = lin(x)
+    for s in range(2):
+        torch.testing.assert_close(y[s], layers[s](x[s]))
+    with pytest.raises(ValueError, match="same shape"):
+        EnsembleLinear.stack([nn.Linear(4, 3), nn.Linear(3, 3)])

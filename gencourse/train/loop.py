@@ -58,8 +58,8 @@ def adam(
 def require_int(name: str, value: object, minimum: int = 1) -> int:
     """``value`` if it is an integer (not a bool) ≥ ``minimum``; else ``ValueError`` naming it."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        kind = {0: "a non-negative", 1: "a positive"}.get(minimum, f"an integer ≥ {minimum}, i.e. an")
-        raise ValueError(f"{name} must be {kind} integer, got {value!r}")
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer ≥ {minimum}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
     return value
 
 
