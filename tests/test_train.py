@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -11,7 +10,6 @@ from torch import nn
 
 from gencourse.runtime import progress
 from gencourse.train import (
-    Ensemble,
     EnsembleLinear,
     Player,
     Step,
@@ -270,73 +268,7 @@ def test_adversarial_fit_rejects_bad_input():
 
 
 # ---------------------------------------------------------------------------------------------
-# Ensemble
-
-
-class _BNNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
-
-    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        return scale * self.net(x)
-
-
-def test_ensemble_applies_each_member_to_its_slice_with_its_own_batch_statistics():
-    torch.manual_seed(0)
-    nets = [_BNNet() for _ in range(3)]
-    alone = copy.deepcopy(nets)
-    ens = Ensemble(nets)
-    x = torch.randn(3, 10, 3)
-    y = ens(x, scale=2.0)
-    for s in range(3):
-        torch.testing.assert_close(y[s], alone[s](x[s], scale=2.0))  # train mode: batch statistics
-        torch.testing.assert_close(ens.stacked.net[1].running_mean[s], alone[s].net[1].running_mean)
-    ens.eval()
-    torch.testing.assert_close(ens(x)[1], alone[1].eval()(x[1]))
-
-
-def test_ensemble_gradient_of_the_sum_is_each_members_own_gradient():
-    torch.manual_seed(1)
-    nets = [_BNNet() for _ in range(2)]
-    alone = copy.deepcopy(nets)
-    ens = Ensemble(nets)
-    x = torch.randn(2, 6, 3)
-    ens(x).pow(2).mean((1, 2)).sum().backward()
-    for s in range(2):
-        alone[s](x[s]).pow(2).mean().backward()
-        for name, p in alone[s].named_parameters():
-            torch.testing.assert_close(dict(ens.stacked.named_parameters())[name].grad[s], p.grad)
-
-
-def test_ensemble_member_and_unstack_round_trip():
-    torch.manual_seed(2)
-    nets = [_BNNet() for _ in range(3)]
-    ens = Ensemble(nets)
-    with torch.no_grad():
-        for p in ens.parameters():
-            p.add_(1.0)
-    one = ens.member(2)
-    assert isinstance(one, _BNNet)
-    torch.testing.assert_close(one.net[0].weight, ens.stacked.net[0].weight[2])
-    targets = [_BNNet() for _ in range(3)]
-    ens.unstack(targets)
-    assert all(torch.equal(t.net[3].bias, ens.stacked.net[3].bias[s]) for s, t in enumerate(targets))
-    with pytest.raises(IndexError):
-        ens.member(3)
-    with pytest.raises(ValueError, match="3 modules"):
-        ens.unstack(targets[:2])
-
-
-def test_ensemble_rejects_mixed_members_and_wrong_inputs():
-    with pytest.raises(ValueError, match="at least one"):
-        Ensemble([])
-    with pytest.raises(ValueError, match="one architecture"):
-        Ensemble([nn.Linear(2, 2), nn.Linear(2, 3)])
-    with pytest.raises(ValueError, match="one architecture"):
-        Ensemble([nn.Linear(2, 2), _BNNet()])
-    with pytest.raises(ValueError, match=r"\(2, \.\.\.\)"):
-        Ensemble([nn.Linear(2, 2), nn.Linear(2, 2)])(torch.randn(3, 4, 2))
+# stacked layers
 
 
 def test_ensemble_linear_stack_is_its_layers_side_by_side_and_keeps_the_random_stream():

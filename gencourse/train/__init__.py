@@ -5,11 +5,13 @@
   module of its paper. Both own the progress bar, the history, learning-rate schedules
   (:func:`cosine`, :func:`linear_decay`), evaluation callbacks, snapshots, train/eval modes and
   the device (:mod:`gencourse.train.loop`).
-* :class:`Ensemble` holds S networks of one architecture with stacked weights and evaluates them
-  together, member s on its own slice of the input (:mod:`gencourse.train.ensemble`).
+* :class:`EnsembleLinear` and :class:`EnsembleBatchNorm` hold S copies of a layer with stacked
+  weights and apply them together, member s on its own slice of the input: the one way the course
+  trains several seeds or settings at once (:mod:`gencourse.train.ensemble`, which also says why
+  these and not ``torch.func.vmap``).
 """
 
-from gencourse.train.ensemble import Ensemble, EnsembleBatchNorm, EnsembleLinear
+from gencourse.train.ensemble import EnsembleBatchNorm, EnsembleLinear
 from gencourse.train.loop import (
     Player,
     Step,
@@ -22,7 +24,6 @@ from gencourse.train.loop import (
 )
 
 __all__ = [
-    "Ensemble",
     "EnsembleBatchNorm",
     "EnsembleLinear",
     "Player",
