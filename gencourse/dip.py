@@ -106,28 +106,11 @@ class SkipNet(nn.Module):
             raise ValueError(
                 "stacking needs SkipNets of one architecture (same configuration, one member each)"
             )
-        like = next(nets[0].parameters())
-        with torch.random.fork_rng(devices=[]):  # the initial draws are overwritten: keep the global stream
-            stacked = cls(*nets[0].config, members=len(nets)).to(device=like.device, dtype=like.dtype)
-        states = [n.state_dict() for n in nets]
-        stacked.load_state_dict(
-            {
-                k: torch.cat([st[k] for st in states]) if v.dim() else states[0][k]
-                for k, v in stacked.state_dict().items()
-            }
-        )
-        return stacked
+        return _stacked(lambda: cls(*nets[0].config, members=len(nets)), nets)
 
-    @torch.no_grad()
     def unstack(self, nets: Sequence[SkipNet | None]) -> None:
         """Copy member s's weights and statistics into ``nets[s]``, for every s (None: skip s)."""
-        if len(nets) != self.members:
-            raise ValueError(f"need {self.members} networks, got {len(nets)}")
-        for s, net in enumerate(nets):
-            if net is not None:
-                net.load_state_dict(
-                    {k: v.chunk(self.members)[s] if v.dim() else v for k, v in self.state_dict().items()}
-                )
+        _unstack(self, nets)
 
     def _cat(self, h: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """[h, skip] along the channels of each member."""
@@ -175,8 +158,7 @@ class PixelImage(nn.Module):
         super().__init__()
         require_int("members", members)
         self.config, self.members = (channels, height, width), members
-        shape = (1, channels, height, width) if members == 1 else (members, 1, channels, height, width)
-        self.pixels = nn.Parameter(torch.zeros(shape))
+        self.pixels = nn.Parameter(torch.zeros(members, channels, height, width))
 
     @classmethod
     def stack(cls, images: Sequence[PixelImage]) -> PixelImage:
@@ -185,22 +167,44 @@ class PixelImage(nn.Module):
             type(i) is not cls or i.members != 1 or i.config != images[0].config for i in images
         ):
             raise ValueError("stacking needs PixelImages of one shape, one member each")
-        stacked = cls(*images[0].config, members=len(images)).to(images[0].pixels)
-        with torch.no_grad():
-            stacked.pixels.copy_(torch.stack([i.pixels for i in images]))
-        return stacked
+        return _stacked(lambda: cls(*images[0].config, members=len(images)), images)
 
-    @torch.no_grad()
     def unstack(self, images: Sequence[PixelImage | None]) -> None:
         """Copy image s into ``images[s]``, for every s (None: skip s)."""
-        if len(images) != self.members:
-            raise ValueError(f"need {self.members} images, got {len(images)}")
-        for s, image in enumerate(images):
-            if image is not None:
-                image.pixels.copy_(self.pixels[s])
+        _unstack(self, images)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.pixels
+        return self.pixels if self.members == 1 else self.pixels[:, None]
+
+
+def _stacked(make: Callable[[], nn.Module], members: Sequence[nn.Module]) -> nn.Module:
+    """``make()`` (a module with ``members`` = S, its tensors member-major along their first
+    axis) loaded with the S modules' weights: each tensor the concatenation of theirs (a counter
+    without axes, such as batch norm's, from the first), on their device and in their dtype.
+    ``make``'s own random initialisation is overwritten, and draws nothing from the global stream."""
+    like = next(members[0].parameters())
+    with torch.random.fork_rng(devices=[]):
+        stacked = make().to(device=like.device, dtype=like.dtype)
+    states = [m.state_dict() for m in members]
+    stacked.load_state_dict(
+        {
+            k: torch.cat([st[k] for st in states]) if v.dim() else states[0][k]
+            for k, v in stacked.state_dict().items()
+        }
+    )
+    return stacked
+
+
+@torch.no_grad()
+def _unstack(stacked: nn.Module, members: Sequence[nn.Module | None]) -> None:
+    """The inverse of :func:`_stacked`: member s's slice of every tensor into ``members[s]``."""
+    if len(members) != stacked.members:
+        raise ValueError(f"need {stacked.members} modules, got {len(members)}")
+    for s, member in enumerate(members):
+        if member is not None:
+            member.load_state_dict(
+                {k: v.chunk(stacked.members)[s] if v.dim() else v for k, v in stacked.state_dict().items()}
+            )
 
 
 def dip_input(channels: int, height: int, width: int, seed: int = 0, scale: float = 0.1) -> torch.Tensor:

@@ -191,3 +191,11 @@ def test_pixel_image_is_a_free_image_and_stacks():
     fit_dip_batch(images, dip_input(1, 4, 4), target, 300, lr=0.05)
     for s in range(2):  # no prior: the pixels fit the target exactly
         torch.testing.assert_close(images[s].pixels[0], target[s], atol=1e-3, rtol=0)
+
+
+def test_stacking_draws_nothing_from_the_global_random_stream():
+    nets = [small_net(seed=i) for i in range(2)]
+    state = torch.get_rng_state()
+    SkipNet.stack(nets)
+    PixelImage.stack([PixelImage(1, 4, 4), PixelImage(1, 4, 4)])
+    assert torch.equal(torch.get_rng_state(), state)
