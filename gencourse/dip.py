@@ -184,7 +184,7 @@ def _stacked(make: Callable[[], nn.Module], members: Sequence[nn.Module]) -> nn.
     ``make``'s own random initialisation is overwritten, and draws nothing from the global stream."""
     like = next(members[0].parameters())
     with torch.random.fork_rng(devices=[]):
-        stacked = make().to(device=like.device, dtype=like.dtype)
+        stacked = make().to(like.device, like.dtype)  # positional: strict_device misses to(device=...)
     states = [m.state_dict() for m in members]
     stacked.load_state_dict(
         {
