@@ -14,7 +14,6 @@ estimate is read off early: at a fixed step, or when the loss reaches the noise 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -22,16 +21,22 @@ from torch import nn
 from torch.nn import functional as F
 
 from gencourse.restoration import psnr
-from gencourse.runtime import progress, seed_everything
+from gencourse.train import fit, require_int
 
 
-def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    """conv (reflection padding) → batch norm → LeakyReLU(0.2)."""
+def _conv_block(
+    in_channels: int, out_channels: int, kernel: int, stride: int = 1, members: int = 1
+) -> nn.Sequential:
+    """conv (reflection padding) → batch norm → LeakyReLU(0.2); for ``members`` = S, S such
+    blocks side by side (channels member-major, one grouped convolution, statistics per member)."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2, padding_mode="reflect"),
-        nn.BatchNorm2d(out_channels),
+        nn.Conv2d(
+            members * in_channels, members * out_channels, kernel, stride, padding=kernel // 2,
+            padding_mode="reflect", groups=members,
+        ),
+        nn.BatchNorm2d(members * out_channels),
         nn.LeakyReLU(0.2),
-    )
+    )  # fmt: skip
 
 
 class SkipNet(nn.Module):
@@ -42,6 +47,11 @@ class SkipNet(nn.Module):
     decoder goes back up: h ← block(block(concat(upsample(h), skip_i))), bilinear ×2
     upsampling; a final 1×1 convolution and a sigmoid give an image in [0, 1]. Blocks are
     convolution, batch norm, LeakyReLU(0.2). H and W must be multiples of 2^len(channels).
+
+    With ``members`` = S the module holds S independent networks side by side (the course's
+    stacked layers: every convolution a grouped convolution with S groups, every batch norm with
+    statistics per member and channel) and maps z (S, N, C, H, W) to (S, N, C', H, W), member s
+    on z[s]; :meth:`stack` builds it from S networks and :meth:`unstack` writes it back.
     """
 
     def __init__(
@@ -50,20 +60,25 @@ class SkipNet(nn.Module):
         out_channels: int = 1,
         channels: Sequence[int] = (32, 32, 32, 32),
         skip_channels: int = 4,
+        members: int = 1,
     ) -> None:
         super().__init__()
         if not channels or min(channels) < 1 or skip_channels < 0:
             raise ValueError(f"need at least one level of positive width, got {list(channels)}")
+        require_int("members", members)
+        self.config = (in_channels, out_channels, tuple(channels), skip_channels)
+        self.members = s = members
         widths = [in_channels, *channels]
         self.levels = len(channels)
         self.down = nn.ModuleList(
             nn.Sequential(
-                _conv_block(widths[i], widths[i + 1], 3, 2), _conv_block(widths[i + 1], widths[i + 1], 3)
+                _conv_block(widths[i], widths[i + 1], 3, 2, s),
+                _conv_block(widths[i + 1], widths[i + 1], 3, 1, s),
             )
             for i in range(self.levels)
         )
         self.skip = nn.ModuleList(
-            _conv_block(widths[i], skip_channels, 1) if skip_channels else nn.Identity()
+            _conv_block(widths[i], skip_channels, 1, 1, s) if skip_channels else nn.Identity()
             for i in range(self.levels)
         )
         self.skip_channels = skip_channels
@@ -72,22 +87,52 @@ class SkipNet(nn.Module):
             deeper = channels[i + 1] if i + 1 < self.levels else channels[i]
             self.up.append(
                 nn.Sequential(
-                    nn.BatchNorm2d(deeper + skip_channels),
-                    _conv_block(deeper + skip_channels, channels[i], 3),
-                    _conv_block(channels[i], channels[i], 1),
+                    nn.BatchNorm2d(s * (deeper + skip_channels)),
+                    _conv_block(deeper + skip_channels, channels[i], 3, 1, s),
+                    _conv_block(channels[i], channels[i], 1, 1, s),
                 )
             )
-        self.out = nn.Conv2d(channels[0], out_channels, 1)
+        self.out = nn.Conv2d(s * channels[0], s * out_channels, 1, groups=s)
         # channels-last weights (oneDNN's preferred layout): a CPU fit step on a 96×96 image
         # takes about 15% less time; the function is the same
         self.to(memory_format=torch.channels_last)
 
+    @classmethod
+    def stack(cls, nets: Sequence[SkipNet]) -> SkipNet:
+        """One SkipNet with ``members`` = S holding the S networks ``nets`` (same configuration):
+        each weight, bias and batch-norm statistic is the concatenation of the members' along
+        the channel axis."""
+        if not nets or any(type(n) is not cls or n.members != 1 or n.config != nets[0].config for n in nets):
+            raise ValueError(
+                "stacking needs SkipNets of one architecture (same configuration, one member each)"
+            )
+        return _stacked(lambda: cls(*nets[0].config, members=len(nets)), nets)
+
+    def unstack(self, nets: Sequence[SkipNet | None]) -> None:
+        """Copy member s's weights and statistics into ``nets[s]``, for every s (None: skip s)."""
+        _unstack(self, nets)
+
+    def _cat(self, h: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """[h, skip] along the channels of each member."""
+        if self.members == 1:
+            return torch.cat([h, skip], dim=1)
+        n, _, height, width = h.shape
+        parts = [t.reshape(n, self.members, -1, height, width) for t in (h, skip)]
+        return torch.cat(parts, dim=2).reshape(n, -1, height, width)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         size = 2**self.levels
-        if z.dim() != 4 or z.shape[-1] % size or z.shape[-2] % size:
-            raise ValueError(
-                f"expected inputs (N, C, H, W) with H, W multiples of {size}, got {tuple(z.shape)}"
-            )
+        dims = 4 if self.members == 1 else 5
+        if (
+            z.dim() != dims
+            or z.shape[-1] % size
+            or z.shape[-2] % size
+            or (dims == 5 and len(z) != self.members)
+        ):
+            shape = "(N, C, H, W)" if dims == 4 else f"({self.members}, N, C, H, W)"
+            raise ValueError(f"expected inputs {shape} with H, W multiples of {size}, got {tuple(z.shape)}")
+        if dims == 5:  # (S, N, C, H, W) → (N, S·C, H, W), channels member-major
+            z = z.transpose(0, 1).reshape(z.shape[1], -1, *z.shape[-2:])
         xs, skips = [z], []
         for down, skip in zip(self.down, self.skip, strict=True):
             skips.append(skip(xs[-1]))
@@ -96,9 +141,70 @@ class SkipNet(nn.Module):
         for i in reversed(range(self.levels)):
             h = F.interpolate(h, size=xs[i].shape[-2:], mode="bilinear", align_corners=False)
             if self.skip_channels:
-                h = torch.cat([h, skips[i]], dim=1)
+                h = self._cat(h, skips[i])
             h = self.up[i](h)
-        return torch.sigmoid(self.out(h))
+        out = torch.sigmoid(self.out(h))
+        if dims == 5:
+            out = out.reshape(out.shape[0], self.members, -1, *out.shape[-2:]).transpose(0, 1)
+        return out
+
+
+class PixelImage(nn.Module):
+    """No prior at all: the output is a free image, the module's parameters (zeros at the start),
+    whatever the input; fitted like a network, it gives the baseline "the pixels themselves".
+    With ``members`` = S, S images side by side: z (S, N, ...) ↦ pixels (S, 1, C, H, W)."""
+
+    def __init__(self, channels: int = 1, height: int = 28, width: int = 28, members: int = 1) -> None:
+        super().__init__()
+        require_int("members", members)
+        self.config, self.members = (channels, height, width), members
+        self.pixels = nn.Parameter(torch.zeros(members, channels, height, width))
+
+    @classmethod
+    def stack(cls, images: Sequence[PixelImage]) -> PixelImage:
+        """One PixelImage with ``members`` = S holding the S images."""
+        if not images or any(
+            type(i) is not cls or i.members != 1 or i.config != images[0].config for i in images
+        ):
+            raise ValueError("stacking needs PixelImages of one shape, one member each")
+        return _stacked(lambda: cls(*images[0].config, members=len(images)), images)
+
+    def unstack(self, images: Sequence[PixelImage | None]) -> None:
+        """Copy image s into ``images[s]``, for every s (None: skip s)."""
+        _unstack(self, images)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.pixels if self.members == 1 else self.pixels[:, None]
+
+
+def _stacked(make: Callable[[], nn.Module], members: Sequence[nn.Module]) -> nn.Module:
+    """``make()`` (a module with ``members`` = S, its tensors member-major along their first
+    axis) loaded with the S modules' weights: each tensor the concatenation of theirs (a counter
+    without axes, such as batch norm's, from the first), on their device and in their dtype.
+    ``make``'s own random initialisation is overwritten, and draws nothing from the global stream."""
+    like = next(members[0].parameters())
+    with torch.random.fork_rng(devices=[]):
+        stacked = make().to(like.device, like.dtype)  # positional: strict_device misses to(device=...)
+    states = [m.state_dict() for m in members]
+    stacked.load_state_dict(
+        {
+            k: torch.cat([st[k] for st in states]) if v.dim() else states[0][k]
+            for k, v in stacked.state_dict().items()
+        }
+    )
+    return stacked
+
+
+@torch.no_grad()
+def _unstack(stacked: nn.Module, members: Sequence[nn.Module | None]) -> None:
+    """The inverse of :func:`_stacked`: member s's slice of every tensor into ``members[s]``."""
+    if len(members) != stacked.members:
+        raise ValueError(f"need {stacked.members} modules, got {len(members)}")
+    for s, member in enumerate(members):
+        if member is not None:
+            member.load_state_dict(
+                {k: v.chunk(stacked.members)[s] if v.dim() else v for k, v in stacked.state_dict().items()}
+            )
 
 
 def dip_input(channels: int, height: int, width: int, seed: int = 0, scale: float = 0.1) -> torch.Tensor:
@@ -144,41 +250,33 @@ def fit_dip(
     Returns the history ``{"step", "loss", "psnr"}`` (PSNR in dB of the output against
     ``clean``, if given), one entry per step.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be non-negative, got {steps}")
-    gen = seed_everything(seed)
     device = next(net.parameters()).device
     z, target = z.detach().to(device), target.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    history: dict[str, list[float]] = {"step": [], "loss": []}
-    if clean is not None:
-        history["psnr"] = []
-    net.train()
-    for step in progress(range(steps), desc="DIP"):
-        z_in = z + input_noise * torch.randn(z.shape, generator=gen).to(device) if input_noise else z
+    outputs: list[torch.Tensor] = []  # the latest output, for the callback
+
+    def loss_fn(_: None, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        z_in = z + input_noise * torch.randn(z.shape, generator=rng).to(device) if input_noise else z
         out = net(z_in)
         pred = operator(out) if operator is not None else out
         if pred.shape != target.shape:
             raise ValueError(f"f(G(z)) has shape {tuple(pred.shape)} but the target {tuple(target.shape)}")
         data = (pred - target).pow(2).mean()
         loss = data + tv_weight * total_variation(out).sum() / out[0, 0].numel() if tv_weight else data
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history["step"].append(step)
-        history["loss"].append(float(data.detach()))
-        if clean is not None:
-            history["psnr"].append(psnr(out.detach().clamp(0, 1), clean))
+        outputs[:] = [out.detach()]
+        logs = (
+            {"loss": data} if clean is None else {"loss": data, "psnr": psnr(out.detach().clamp(0, 1), clean)}
+        )
+        return loss, logs
+
+    def after_step(step: int, logs: dict) -> bool:
         if callback is not None:
-            callback(step, out.detach())
-        if stop_loss is not None and float(data.detach()) <= stop_loss:
-            break
-    return history
+            callback(step, outputs[0])
+        return stop_loss is not None and logs["loss"] <= stop_loss
 
-
-def _row_major(t: torch.Tensor) -> torch.Tensor:
-    """A detached copy of ``t`` with the standard row-major strides of its shape."""
-    return t.detach().flatten().clone().view(t.shape)
+    return fit(
+        net, None, loss_fn, steps, lr=lr, seed=seed, desc="DIP", callback=after_step,
+        optimizer=torch.optim.Adam(net.parameters(), lr=lr), eval_mode_after=False,
+    )  # fmt: skip
 
 
 def fit_dip_batch(
@@ -200,11 +298,14 @@ def fit_dip_batch(
 
     The members do not interact: the sum's gradient in w_s is that of member s's own loss, and
     Adam acts on each weight separately, so each member follows the path of its own
-    ``fit_dip`` run (up to floating-point rounding). The networks (same architecture) are
-    stacked and evaluated together by ``torch.func.vmap``, which runs their convolutions as
-    grouped convolutions. Measured on one CPU core with two-level 28×28 SkipNets: 5.5 ms per
-    member and step for 9 members against 6.6 ms for separate fits; but 53 against 38 ms for 3
-    three-level 96×96 ones, so benchmark before batching larger images.
+    ``fit_dip`` run (up to floating-point rounding). The networks (of one class with a
+    stacked form: :class:`SkipNet`, :class:`PixelImage`) are stacked by their class's ``stack``
+    (for SkipNets, one grouped convolution per layer, batch statistics per member) and trained
+    as one network. Measured on one CPU thread (under load from other jobs) for lecture 6's
+    28×28 fits: 9 SkipNet(32, 1, (24, 24)) members took 66 ms per step together against 146 ms
+    for separate fits and 88 ms stacked by ``torch.func.vmap``; 6 CS members 43, 83 and 60 ms.
+    For three-level 96×96 networks the batched fit was slower than separate ones (53 against
+    38 ms for 3, through ``vmap``), so benchmark before batching larger images.
 
     ``z`` is (S, C, H, W), one input per member, or (1, C, H, W) shared by all; ``targets`` is
     (S, ...), row s compared with f applied to member s's output (1, C', H, W); ``operator`` f
@@ -212,60 +313,51 @@ def fit_dip_batch(
     to ``stop_loss`` keeps the weights of that step, as ``fit_dip`` does. The fitted weights are
     written back into ``nets``; returns one history ``{"step", "loss"}`` per member.
     """
-    from torch.func import functional_call, stack_module_state, vmap
-
-    if steps < 0:
-        raise ValueError(f"steps must be non-negative, got {steps}")
+    require_int("steps", steps, 0)
     n = len(nets)
     if n == 0 or targets.shape[0] != n:
         raise ValueError(f"need one target per network, got {n} networks and targets {tuple(targets.shape)}")
-    shapes = [[(k, tuple(p.shape)) for k, p in net.state_dict().items()] for net in nets]
-    if any(type(net) is not type(nets[0]) or s != shapes[0] for net, s in zip(nets, shapes, strict=True)):
-        raise ValueError("fit_dip_batch needs networks of one architecture (same class, same shapes)")
     if z.dim() != 4 or z.shape[0] not in (1, n):
         raise ValueError(f"z must be (1, C, H, W) or ({n}, C, H, W), got {tuple(z.shape)}")
-    seed_everything(seed)
+    if any(type(net) is not type(nets[0]) for net in nets) or not hasattr(type(nets[0]), "stack"):
+        raise ValueError(
+            "fit_dip_batch needs networks of one architecture that can be stacked (SkipNet, PixelImage)"
+        )
+    for net in nets:
+        net.train()
+    ensemble = type(nets[0]).stack(nets)
     device = next(nets[0].parameters()).device
     zs = z.detach().to(device).expand(n, *z.shape[1:]).unsqueeze(1)  # (S, 1, C, H, W)
     targets = targets.to(device)
-    for net in nets:
-        net.train()
-    params, buffers = stack_module_state(list(nets))
-    # row-major strides throughout: the gradient that vmap's convolution returns for a stacked
-    # channels-last 1×1 weight (1, C, 1, 1) was wrong (tests/test_dip.py catches it); .contiguous()
-    # is not enough, since it keeps the odd strides of the size-1 dimensions
-    params = {k: _row_major(v).requires_grad_() for k, v in params.items()}
-    buffers = {k: _row_major(v) for k, v in buffers.items()}
-    base = copy.deepcopy(nets[0]).to("meta")
 
-    def one(p: dict, b: dict, z_one: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, (p, b), (z_one,))
-
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
-    histories: list[dict[str, list[float]]] = [{"step": [], "loss": []} for _ in range(n)]
-    active = list(range(n))
-    kept: dict[int, dict[str, torch.Tensor]] = {}
-    for step in progress(range(steps), desc=f"DIP ×{n}"):
-        out = vmap(one)(params, buffers, zs).squeeze(1)  # (S, C', H, W)
+    def loss_fn(_: None, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = ensemble(zs).squeeze(1)  # (S, C', H, W)
         pred = operator(out) if operator is not None else out
         if pred.shape != targets.shape:
             raise ValueError(f"f(G(z)) has shape {tuple(pred.shape)} but the targets {tuple(targets.shape)}")
         data = (pred - targets).pow(2).flatten(1).mean(1)
         loss = data + tv_weight * total_variation(out) / out[0, 0].numel() if tv_weight else data
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
-        values = data.detach().tolist()
+        return loss.sum(), {"loss": data}
+
+    histories: list[dict[str, list[float]]] = [{"step": [], "loss": []} for _ in range(n)]
+    active = list(range(n))
+    stopped: set[int] = set()
+
+    def after_step(step: int, logs: dict) -> bool:
+        """Log every active member; a member whose data term reaches ``stop_loss`` keeps this
+        step's weights; stop when none is left."""
         for s in list(active):
             histories[s]["step"].append(step)
-            histories[s]["loss"].append(values[s])
-            if stop_loss is not None and values[s] <= stop_loss:
+            histories[s]["loss"].append(logs["loss"][s])
+            if stop_loss is not None and logs["loss"][s] <= stop_loss:
                 active.remove(s)
-                kept[s] = {k: v[s].detach().clone() for k, v in {**params, **buffers}.items()}
-        if not active:
-            break
-    with torch.no_grad():
-        for s, net in enumerate(nets):
-            state = kept.get(s, {k: v[s] for k, v in {**params, **buffers}.items()})
-            net.load_state_dict({k: state[k] for k in net.state_dict()})
+                stopped.add(s)
+                ensemble.unstack([net if i == s else None for i, net in enumerate(nets)])
+        return not active
+
+    fit(
+        ensemble, None, loss_fn, steps, lr=lr, seed=seed, desc=f"DIP ×{n}", callback=after_step,
+        optimizer=torch.optim.Adam(ensemble.parameters(), lr=lr), eval_mode_after=False,
+    )  # fmt: skip
+    ensemble.unstack([None if i in stopped else net for i, net in enumerate(nets)])
     return histories

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from gencourse.gan import discriminator_loss, generator_loss, sample_latent
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator
-from gencourse.runtime import progress, seed_everything
+from gencourse.train import Player, Step, adversarial_fit
 
 # ---------------------------------------------------------------------------------------------
 # Conditional GANs
@@ -93,33 +93,26 @@ def train_conditional_gan(
     ``generator_loss(loss, D(G(z, y'), y'))``. Returns ``{"step", "d_loss", "g_loss"}``."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    gen = seed_everything(seed)
-    device = next(generator.parameters()).device
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
-    history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": []}
-    generator.train()
-    discriminator.train()
-    for step in progress(range(steps), desc=desc):
-        idx = torch.randint(len(images), (batch_size,), generator=gen)
-        x, y = images[idx].to(device), labels[idx].to(device)
-        y_fake = labels[torch.randint(len(labels), (batch_size,), generator=gen)].to(device)
-        z = sample_latent(batch_size, generator.latent_dim, gen, device)
-        fake = generator(z, y_fake)
+
+    def d_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Real pairs (x, y) against generated pairs (G(z, y'), y'), y' from the data's labels."""
+        idx = torch.randint(len(images), (batch_size,), generator=t.rng)
+        x, y = images[idx].to(t.device), labels[idx].to(t.device)
+        y_fake = labels[torch.randint(len(labels), (batch_size,), generator=t.rng)].to(t.device)
+        fake = generator(sample_latent(batch_size, generator.latent_dim, t.rng, t.device), y_fake)
+        t.shared.update(fake=fake, y_fake=y_fake)  # G's step scores the same pairs
         loss_d = discriminator_loss(loss, discriminator(x, y), discriminator(fake.detach(), y_fake))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = generator_loss(loss, discriminator(fake, y_fake))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        history["step"].append(step)
-        history["d_loss"].append(float(loss_d.detach()))
-        history["g_loss"].append(float(loss_g.detach()))
-    generator.eval()
-    discriminator.eval()
-    return history
+        return loss_d, {"d_loss": loss_d}
+
+    def g_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_g = generator_loss(loss, discriminator(t.shared["fake"], t.shared["y_fake"]))
+        return loss_g, {"g_loss": loss_g}
+
+    return adversarial_fit(
+        Player([discriminator], d_step, torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)),
+        Player([generator], g_step, torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)),
+        steps, seed=seed, keys=("d_loss", "g_loss"), desc=desc,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,75 +266,55 @@ def train_infogan(
             f"need steps ≥ 0, batch_size ≥ 1, n_codes ≥ 1, noise_dim ≥ 0, got {steps}, {batch_size}, "
             f"{n_codes}, {noise_dim}"
         )
-    gen = seed_everything(seed)
-    device = next(generator.parameters()).device
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas)
-    opt_h = None
-    if pair_classifier is not None:
-        opt_h = torch.optim.Adam(pair_classifier.parameters(), lr=lr_h, betas=betas)
-    keys = ("step", "d_loss", "g_loss", "info_loss", "cr_loss", "cr_accuracy")
-    history: dict[str, list[float]] = {k: [] for k in keys}
-    for module in (generator, discriminator, pair_classifier):
-        if module is not None:
-            module.train()
 
-    def latent(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        c = sample_codes(n, n_codes, gen).to(device)
-        return c, torch.cat([c, sample_latent(n, noise_dim, gen, device)], 1)
-
-    def noisy(x: torch.Tensor) -> torch.Tensor:
+    def noisy(x: torch.Tensor, t: Step) -> torch.Tensor:
         if instance_noise == 0:
             return x
-        return x + instance_noise * torch.randn(x.shape, generator=gen).to(device)
+        return x + instance_noise * torch.randn(x.shape, generator=t.rng).to(t.device)
 
-    for step in progress(range(steps), desc=desc):
-        real = sample_real(batch_size, gen).to(device)
-        c, lat = latent(batch_size)
-        fake = generator(lat)
-        d_real, _ = discriminator(noisy(real))
-        d_fake, q_mean = discriminator(noisy(fake.detach()))
-        info_d = gaussian_code_nll(q_mean, c, q_std)
+    def d_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """1. D and Q: L_D + λ_info · L_Q on a real batch and G(z, c)."""
+        real = sample_real(batch_size, t.rng).to(t.device)
+        c = sample_codes(batch_size, n_codes, t.rng).to(t.device)
+        fake = generator(torch.cat([c, sample_latent(batch_size, noise_dim, t.rng, t.device)], 1))
+        t.shared.update(c=c, fake=fake)
+        d_real, _ = discriminator(noisy(real, t))
+        d_fake, q_mean = discriminator(noisy(fake.detach(), t))
         loss_d = discriminator_loss(loss, d_real, d_fake)
-        opt_d.zero_grad(set_to_none=True)
-        (loss_d + info_weight * info_d).backward()
-        opt_d.step()
+        return loss_d + info_weight * gaussian_code_nll(q_mean, c, q_std), {"d_loss": loss_d}
 
-        use_cr = pair_classifier is not None and step >= cr_start
-        cr_g = torch.zeros((), device=device)
-        cr_loss, cr_acc = math.nan, math.nan
-        if use_cr:
-            l1, l2, index = contrastive_pairs(batch_size, n_codes, noise_dim, gen, gap)
-            x1, x2, index = generator(l1.to(device)), generator(l2.to(device)), index.to(device)
-            logits = pair_classifier(x1.detach(), x2.detach())
-            cr_h = F.cross_entropy(logits, index)
-            opt_h.zero_grad(set_to_none=True)
-            cr_h.backward()
-            opt_h.step()
-            cr_loss, cr_acc = float(cr_h.detach()), float((logits.argmax(1) == index).float().mean())
-            pair_classifier.requires_grad_(False)
-            cr_g = F.cross_entropy(pair_classifier(x1, x2), index)
-            pair_classifier.requires_grad_(True)
+    def h_step(t: Step) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """2. H (from ``cr_start`` on): L_CR on pairs of images that share one code."""
+        if t.index < cr_start:
+            return None, {}
+        l1, l2, index = contrastive_pairs(batch_size, n_codes, noise_dim, t.rng, gap)
+        x1, x2, index = generator(l1.to(t.device)), generator(l2.to(t.device)), index.to(t.device)
+        t.shared.update(pairs=(x1, x2, index))
+        logits = pair_classifier(x1.detach(), x2.detach())
+        cr_h = F.cross_entropy(logits, index)
+        accuracy = float((logits.argmax(1) == index).float().mean())
+        return cr_h, {"cr_loss": float(cr_h.detach()), "cr_accuracy": accuracy}
 
-        discriminator.requires_grad_(False)
-        d_fake, q_mean = discriminator(noisy(fake))
-        info_g = gaussian_code_nll(q_mean, c, q_std)
+    def g_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """3. G: L_G + λ_info · L_Q + λ_CR · L_CR, cooperating with Q and H."""
+        use_cr = "pairs" in t.shared
+        cr_g = (
+            F.cross_entropy(pair_classifier(*t.shared["pairs"][:2]), t.shared["pairs"][2]) if use_cr else None
+        )
+        d_fake, q_mean = discriminator(noisy(t.shared["fake"], t))
+        info_g = gaussian_code_nll(q_mean, t.shared["c"], q_std)
         loss_g = generator_loss(loss, d_fake)
-        opt_g.zero_grad(set_to_none=True)
-        (loss_g + info_weight * info_g + (cr_weight * cr_g if use_cr else 0.0)).backward()
-        opt_g.step()
-        discriminator.requires_grad_(True)
+        objective = loss_g + info_weight * info_g + (cr_weight * cr_g if use_cr else 0.0)
+        return objective, {"g_loss": loss_g, "info_loss": info_g}
 
-        history["step"].append(step)
-        history["d_loss"].append(float(loss_d.detach()))
-        history["g_loss"].append(float(loss_g.detach()))
-        history["info_loss"].append(float(info_g.detach()))
-        history["cr_loss"].append(cr_loss)
-        history["cr_accuracy"].append(cr_acc)
-    for module in (generator, discriminator, pair_classifier):
-        if module is not None:
-            module.eval()
-    return history
+    adam = lambda module, lr: torch.optim.Adam(module.parameters(), lr=lr, betas=betas)  # noqa: E731
+    extra = (
+        [] if pair_classifier is None else [Player([pair_classifier], h_step, adam(pair_classifier, lr_h))]
+    )
+    return adversarial_fit(
+        Player([discriminator], d_step, adam(discriminator, lr_d)), Player([generator], g_step, adam(generator, lr_g)),
+        steps, extra=extra, seed=seed, keys=("d_loss", "g_loss", "info_loss", "cr_loss", "cr_accuracy"), desc=desc,
+    )  # fmt: skip
 
 
 @torch.no_grad()

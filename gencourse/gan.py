@@ -33,7 +33,8 @@ from torch.nn import functional as F
 
 from gencourse.cache import cached_training
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator, mlp
-from gencourse.runtime import progress, seed_everything
+from gencourse.runtime import seed_everything
+from gencourse.train import EnsembleLinear, Player, Step, adversarial_fit, require_int
 
 LOSSES = ("mm", "ns", "wgan", "lsgan", "hinge")
 PENALTIES = ("gp", "dragan")
@@ -141,12 +142,11 @@ def clip_weights(module: nn.Module, c: float) -> None:
 
 def pack_samples(x: torch.Tensor, m: int) -> torch.Tensor:
     """PacGAN's packing: group m consecutive samples and concatenate them along the first
-    feature axis, (n·m, d) → (n, m·d) and (n·m, C, H, W) → (n, m·C, H, W)."""
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"the packing degree m must be a positive integer, got {m!r}")
-    if x.dim() < 2 or len(x) % m != 0:
-        raise ValueError(f"cannot pack a batch of shape {tuple(x.shape)} into groups of {m}")
-    return x.reshape(len(x) // m, m * x.shape[1], *x.shape[2:])
+    feature axis, (n·m, d) → (n, m·d) and (n·m, C, H, W) → (n, m·C, H, W). The same function as
+    :func:`gencourse.pacgan.pack` along the first axis (the one implementation lives there)."""
+    from gencourse.pacgan import pack  # pacgan imports this module: imported on use
+
+    return pack(x, m)
 
 
 def sample_latent(
@@ -219,7 +219,8 @@ class StackedMLP(nn.Module):
     shapes, their own weights), evaluated at once by batched matrix products: rows s·n, …,
     (s + 1)·n − 1 of the input (S·n, d) go through copy s, and the same rows of the output come
     from it. For small networks, whose cost on a CPU is mostly per-operation overhead, S copies
-    cost much less than S separate runs.
+    cost much less than S separate runs. Each linear layer is a
+    :class:`gencourse.train.EnsembleLinear` (the stacked layers of every ensemble of the course).
 
     Train it with :func:`train_gan` and ``batch_size`` = S·b: every loss there is a mean over
     the batch, that is 1/S × the sum of the copies' own losses on their b rows, so each copy gets
@@ -238,17 +239,24 @@ class StackedMLP(nn.Module):
         self.scores = isinstance(copies[0], MLPDiscriminator)  # (n,) raw scores, not (n, d)
         self.latent_dim = getattr(copies[0], "latent_dim", None)
         layers = [list(c.net) for c in copies]
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        self.activations: list[nn.Module | None] = []
+        self.layers = nn.ModuleList()
         for i, layer in enumerate(layers[0]):
             if isinstance(layer, nn.Linear):
                 if any(ls[i].weight.shape != layer.weight.shape for ls in layers):
                     raise ValueError("the copies have different layer shapes")
-                self.weights.append(nn.Parameter(torch.stack([ls[i].weight.detach().t() for ls in layers])))
-                self.biases.append(nn.Parameter(torch.stack([ls[i].bias.detach()[None] for ls in layers])))
-                self.activations.append(None)
-            else:  # an element-wise activation after the previous linear layer
-                self.activations[-1] = layer
+                self.layers.append(EnsembleLinear.stack([ls[i] for ls in layers]))
+            else:  # an element-wise activation
+                self.layers.append(layer)
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """The stacked weights (S, d_in, d_out) of the linear layers, in order (Wᵀ of each copy)."""
+        return [layer.weight for layer in self.layers if isinstance(layer, EnsembleLinear)]
+
+    @property
+    def biases(self) -> list[nn.Parameter]:
+        """The stacked biases (S, 1, d_out) of the linear layers, in order."""
+        return [layer.bias for layer in self.layers if isinstance(layer, EnsembleLinear)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (S·n, d) → (S·n, d_out), or (S·n,) scores for discriminators."""
@@ -256,10 +264,8 @@ class StackedMLP(nn.Module):
         if h.shape[0] % self.members:
             raise ValueError(f"{h.shape[0]} rows cannot be split among {self.members} copies")
         h = h.reshape(self.members, -1, h.shape[1])
-        for w, b, act in zip(self.weights, self.biases, self.activations, strict=True):
-            h = torch.baddbmm(b, h, w)  # h[s] W[s] + b[s]
-            if act is not None:
-                h = act(h)
+        for layer in self.layers:
+            h = layer(h)  # linear: h[s] W[s] + b[s], one batched matrix product
         h = h.reshape(-1, h.shape[-1])
         return h.squeeze(1) if self.scores else h
 
@@ -271,6 +277,90 @@ def _optimizer(name: str, params, lr: float, betas: tuple[float, float]) -> torc
         return torch.optim.RMSprop(params, lr=lr)
     raise ValueError(
         f"unknown optimizer {name!r}; known optimizers: " + ", ".join(repr(n) for n in OPTIMIZERS)
+    )
+
+
+HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "penalty")
+
+
+def gan_players(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    sample_real: SampleReal,
+    latent_dim: int,
+    loss: str = "ns",
+    n_critic: int = 1,
+    clip: float | None = None,
+    penalty: str | None = None,
+    penalty_weight: float = 10.0,
+    lr_g: float = 2e-4,
+    lr_d: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    batch_size: int = 64,
+    *,
+    optimizer: str = "adam",
+    pack: int = 1,
+    prepare_d_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[Player, Player]:
+    """The discriminator and the generator of Goodfellow et al.'s Algorithm 1 as two
+    :class:`~gencourse.train.Player` s for :func:`gencourse.train.adversarial_fit` (the
+    arguments are :func:`train_gan`'s):
+
+    * D's step (``n_critic`` times): m real samples x and m codes z ~ N(0, I),
+      L_D = ``discriminator_loss(loss, D(x), D(G(z)))`` + λ · penalty, then clipping;
+    * G's step: m fresh codes z, L_G = ``generator_loss(loss, D(G(z)))``.
+    """
+    _check_loss(loss)
+    if penalty is not None and penalty not in PENALTIES:
+        raise ValueError(
+            f"unknown penalty {penalty!r}; known penalties: None, " + ", ".join(map(repr, PENALTIES))
+        )
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; known optimizers: " + ", ".join(map(repr, OPTIMIZERS))
+        )
+    for name, value in (("n_critic", n_critic), ("batch_size", batch_size), ("pack", pack)):
+        require_int(name, value)
+    if clip is not None and clip <= 0:
+        raise ValueError(f"clip must be positive, got {clip}")
+    d_params = [p for p in discriminator.parameters() if p.requires_grad]
+    g_params = [p for p in generator.parameters() if p.requires_grad]
+    if not d_params:
+        raise ValueError("the discriminator has no trainable parameters")
+    n = batch_size * pack
+
+    def d_input(x: torch.Tensor) -> torch.Tensor:
+        if prepare_d_input is not None:
+            x = prepare_d_input(x)
+        return pack_samples(x, pack) if pack > 1 else x
+
+    def fake_batch(t: Step) -> torch.Tensor:
+        return d_input(generator(sample_latent(n, latent_dim, t.rng, t.device)))
+
+    def d_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real = d_input(sample_real(n, t.rng).to(t.device))
+        with torch.no_grad():
+            fake = fake_batch(t)
+        d_real, d_fake = discriminator(real), discriminator(fake)
+        loss_d = discriminator_loss(loss, d_real, d_fake)
+        pen = torch.zeros((), device=t.device)
+        if penalty == "gp":
+            pen = gradient_penalty(discriminator, real, fake, t.rng)
+        elif penalty == "dragan":
+            pen = dragan_penalty(discriminator, real, t.rng)
+        logs = {"d_loss": loss_d, "d_real": d_real.mean(), "d_fake": d_fake.mean(), "penalty": pen}
+        return loss_d + penalty_weight * pen, logs
+
+    def g_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_g = generator_loss(loss, discriminator(fake_batch(t)))
+        return loss_g, {"g_loss": loss_g}
+
+    after = None if clip is None else (lambda: clip_weights(discriminator, clip))
+    opt_d = _optimizer(optimizer, d_params, lr_d, betas)
+    opt_g = _optimizer(optimizer, g_params, lr_g, betas) if g_params else None
+    return (
+        Player([discriminator], d_step, opt_d, repeat=n_critic, after_update=after),
+        Player([generator], g_step, opt_g),
     )
 
 
@@ -297,7 +387,8 @@ def train_gan(
     callback: Callable[[int, nn.Module, nn.Module], None] | None = None,
     desc: str = "GAN",
 ) -> dict[str, list[float]]:
-    """Alternating training of a GAN (Goodfellow et al.'s algorithm, with k = ``n_critic``).
+    """Alternating training of a GAN (Goodfellow et al.'s algorithm, with k = ``n_critic``):
+    the players of :func:`gan_players` trained by :func:`gencourse.train.adversarial_fit`.
 
     Each of the ``steps`` generator steps is preceded by ``n_critic`` discriminator steps; each
     step draws a fresh batch of ``batch_size`` real samples ``sample_real(n, gen)`` and of codes
@@ -320,86 +411,13 @@ def train_gan(
     entry per generator step: the losses (``d_loss`` without the penalty) and the mean raw
     scores of the last discriminator step (for ``"wgan"``, ``d_real − d_fake`` estimates W₁).
     """
-    _check_loss(loss)
-    if penalty is not None and penalty not in PENALTIES:
-        raise ValueError(
-            f"unknown penalty {penalty!r}; known penalties: None, " + ", ".join(map(repr, PENALTIES))
-        )
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimizer {optimizer!r}; known optimizers: " + ", ".join(map(repr, OPTIMIZERS))
-        )
-    for name, value in (("steps", steps), ("n_critic", n_critic), ("batch_size", batch_size), ("pack", pack)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "steps" else 1):
-            raise ValueError(
-                f"{name} must be a {'non-negative' if name == 'steps' else 'positive'} integer, got {value!r}"
-            )
-    if clip is not None and clip <= 0:
-        raise ValueError(f"clip must be positive, got {clip}")
-
-    d_params = [p for p in discriminator.parameters() if p.requires_grad]
-    g_params = [p for p in generator.parameters() if p.requires_grad]
-    if not d_params:
-        raise ValueError("the discriminator has no trainable parameters")
-
-    gen = seed_everything(seed)
-    device = d_params[0].device
-    opt_g = _optimizer(optimizer, g_params, lr_g, betas) if g_params else None
-    opt_d = _optimizer(optimizer, d_params, lr_d, betas)
-    n = batch_size * pack
-
-    def d_input(x: torch.Tensor) -> torch.Tensor:
-        if prepare_d_input is not None:
-            x = prepare_d_input(x)
-        return pack_samples(x, pack) if pack > 1 else x
-
-    history: dict[str, list[float]] = {
-        k: [] for k in ("step", "d_loss", "g_loss", "d_real", "d_fake", "penalty")
-    }
-    generator.train()
-    discriminator.train()
-    for step in progress(range(steps), desc=desc):
-        for p in d_params:
-            p.requires_grad_(True)
-        for _ in range(n_critic):
-            real = d_input(sample_real(n, gen).to(device))
-            with torch.no_grad():
-                fake = d_input(generator(sample_latent(n, latent_dim, gen, device)))
-            d_real, d_fake = discriminator(real), discriminator(fake)
-            loss_d = discriminator_loss(loss, d_real, d_fake)
-            pen = torch.zeros((), device=device)
-            if penalty == "gp":
-                pen = gradient_penalty(discriminator, real, fake, gen)
-            elif penalty == "dragan":
-                pen = dragan_penalty(discriminator, real, gen)
-            opt_d.zero_grad(set_to_none=True)
-            (loss_d + penalty_weight * pen).backward()
-            opt_d.step()
-            if clip is not None:
-                clip_weights(discriminator, clip)
-        for p in d_params:  # the generator step needs no gradient for D's weights
-            p.requires_grad_(False)
-        with torch.set_grad_enabled(opt_g is not None):
-            loss_g = generator_loss(
-                loss, discriminator(d_input(generator(sample_latent(n, latent_dim, gen, device))))
-            )
-        if opt_g is not None:
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-        history["step"].append(step)
-        history["d_loss"].append(float(loss_d.detach()))
-        history["g_loss"].append(float(loss_g.detach()))
-        history["d_real"].append(float(d_real.detach().mean()))
-        history["d_fake"].append(float(d_fake.detach().mean()))
-        history["penalty"].append(float(pen.detach()))
-        if callback is not None:
-            callback(step, generator, discriminator)
-    for p in d_params:
-        p.requires_grad_(True)
-    generator.eval()
-    discriminator.eval()
-    return history
+    d, g = gan_players(
+        generator, discriminator, sample_real, latent_dim, loss, n_critic, clip, penalty, penalty_weight,
+        lr_g, lr_d, betas, batch_size, optimizer=optimizer, pack=pack, prepare_d_input=prepare_d_input,
+    )  # fmt: skip
+    require_int("steps", steps, 0)
+    on_step = None if callback is None else (lambda step, logs: callback(step, generator, discriminator))
+    return adversarial_fit(d, g, steps, seed=seed, callback=on_step, keys=HISTORY_KEYS, desc=desc)
 
 
 def snapshot_steps(steps: int) -> list[int]:
@@ -439,25 +457,19 @@ def trained_dcgan(
     seed_everything(seed)
     g = DCGANGenerator(latent_dim=latent_dim).to(device)
     d = DCGANDiscriminator().to(device)
-    kept = set(snapshot_steps(steps))
-    generators: dict[int, dict[str, torch.Tensor]] = {}
-
-    def keep(step: int, generator: nn.Module, discriminator: nn.Module) -> None:
-        if step + 1 in kept:  # a copy: the training goes on in place
-            generators[step + 1] = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
 
     def train() -> dict[str, Any]:
-        history = train_gan(
-            g,
-            d,
-            data_sampler(images.to(device)),
-            latent_dim,
-            steps=steps,
-            loss=loss,
+        players = gan_players(g, d, data_sampler(images.to(device)), latent_dim, loss)
+        history = adversarial_fit(
+            *players,
+            steps,
             seed=seed,
-            callback=keep,
+            keys=HISTORY_KEYS,
+            snapshots=snapshot_steps(steps),
+            snapshot_modules={"G": g},
         )
-        return {**history, "generators": generators}
+        snaps = history.pop("snapshots", {})
+        return {**history, "generators": {step: snap["G"] for step, snap in snaps.items()}}
 
     key = dict(images=images, latent_dim=latent_dim, steps=steps, loss=loss, seed=seed)
     history = cached_training("dcgan", key, {"G": g, "D": d}, train)

@@ -35,7 +35,9 @@ from torch.func import functional_call
 
 from gencourse.divergences import as_probability_vector
 from gencourse.gan import discriminator_loss, generator_loss
-from gencourse.runtime import progress, seed_everything
+from gencourse.runtime import seed_everything
+from gencourse.train import Player, Step, adversarial_fit, linear_decay, require_int
+from gencourse.train.ensemble import EnsembleBatchNorm, EnsembleLinear
 
 
 def pack(x: torch.Tensor, m: int, dim: int = 0) -> torch.Tensor:
@@ -199,72 +201,6 @@ def _as_members(x: torch.Tensor, members: int) -> tuple[torch.Tensor, bool]:
             + f", got {tuple(x.shape)}"
         )
     return x, False
-
-
-class EnsembleLinear(nn.Module):
-    """``members`` independent affine maps, y[s] = x[s] W[s] + b[s], computed by one batched
-    matrix product. Weights are drawn from N(0, init_std²) (the paper's initialisation) or,
-    with ``init_std=None``, from PyTorch's default U(±1/√fan_in); biases start at zero."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        members: int = 1,
-        bias: bool = True,
-        init_std: float | None = 0.02,
-    ) -> None:
-        super().__init__()
-        self.in_features, self.out_features, self.members = in_features, out_features, members
-        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
-        self.bias = nn.Parameter(torch.zeros(members, 1, out_features)) if bias else None
-        with torch.no_grad():
-            if init_std is None:
-                bound = 1 / math.sqrt(in_features)
-                self.weight.uniform_(-bound, bound)
-            else:
-                self.weight.normal_(0.0, init_std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (members, n, in) → (members, n, out)."""
-        if self.bias is None:
-            return torch.bmm(x, self.weight)
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-class EnsembleBatchNorm(nn.Module):
-    """Batch normalisation for ``members`` independent networks: x[s] is normalised with the
-    mean and variance of its own samples, ŷ = γ[s] (x − μ) / √(σ² + eps) + β[s].
-
-    With ``groups`` = g > 1 the n samples of each member form g consecutive groups of n/g,
-    each normalised with its own statistics (as when a generator is applied g times, once per
-    slot of a pack). Running averages (momentum ``momentum``) are used in eval mode.
-    """
-
-    def __init__(self, features: int, members: int = 1, momentum: float = 0.05, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.members, self.momentum, self.eps = members, momentum, eps
-        self.weight = nn.Parameter(torch.ones(members, 1, features))
-        self.bias = nn.Parameter(torch.zeros(members, 1, features))
-        self.register_buffer("running_mean", torch.zeros(members, 1, features))
-        self.register_buffer("running_var", torch.ones(members, 1, features))
-
-    def forward(self, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
-        """x: (members, n, features), n divisible by ``groups``."""
-        if not self.training:
-            return (x - self.running_mean) * torch.rsqrt(
-                self.running_var + self.eps
-            ) * self.weight + self.bias
-        s, n, f = x.shape
-        xg = x.reshape(s, groups, n // groups, f)
-        mean = xg.mean(2, keepdim=True)
-        var = xg.var(2, keepdim=True, unbiased=False)
-        y = ((xg - mean) * torch.rsqrt(var + self.eps)).reshape(s, n, f) * self.weight + self.bias
-        with torch.no_grad():
-            unbiased = var * (n // groups) / max(n // groups - 1, 1)
-            self.running_mean.lerp_(mean.mean(1), self.momentum)
-            self.running_var.lerp_(unbiased.mean(1), self.momentum)
-        return y
 
 
 class PacGANGenerator(nn.Module):
@@ -462,10 +398,10 @@ def train_pacgan(
         raise ValueError(
             f"the generator has {s_members} members but the discriminator {discriminator.members}"
         )
-    for name, value in (("steps", steps), ("pack", pack), ("batch_size", batch_size), ("unroll", unroll)):
-        low = 1 if name in ("pack", "batch_size") else 0
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    require_int("steps", steps, 0)
+    require_int("pack", pack)
+    require_int("batch_size", batch_size)
+    require_int("unroll", unroll, 0)
     if data.dim() != 2:
         raise ValueError(f"data must be a matrix (N, d), got shape {tuple(data.shape)}")
     groups = pack if bn_groups is None else bn_groups
@@ -481,79 +417,74 @@ def train_pacgan(
     if lr <= 0 or lr_d <= 0:
         raise ValueError(f"learning rates must be positive, got lr={lr}, lr_d={lr_d}")
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas)
-    d_names = [name for name, _ in discriminator.named_parameters()]
     z_eval = torch.randn(s_members, n_eval, k, generator=gen).to(device)
 
-    def fake_packs(z: torch.Tensor) -> torch.Tensor:
+    def fake_packs(t: Step) -> torch.Tensor:
+        z = torch.randn(s_members, n, k, generator=t.rng).to(device)
         return _pack(_interleave(generator(z, groups), groups), pack, dim=1)
 
-    def real_packs() -> torch.Tensor:
-        idx = torch.randint(len(data), (s_members, n), generator=gen).to(device)
+    def real_packs(t: Step) -> torch.Tensor:
+        idx = torch.randint(len(data), (s_members, n), generator=t.rng).to(device)
         return _pack(data[idx], pack, dim=1)
 
-    def latent() -> torch.Tensor:
-        return torch.randn(s_members, n, k, generator=gen).to(device)
-
-    history: dict[str, list] = {"step": [], "d_loss": [], "g_loss": [], "eval_step": []}
-
-    def run_eval(step: int) -> None:
-        generator.eval()
+    def d_step(t: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        """L_D summed over the members: each member gets the gradient of its own loss."""
+        real = real_packs(t)
         with torch.no_grad():
-            points = generator(z_eval).cpu()
-        generator.train()
-        results = [evaluate(points[i]) for i in range(s_members)]
-        history["eval_step"].append(step)
-        for key in results[0]:
-            history.setdefault(key, []).append([r[key] for r in results])
-
-    generator.train()
-    discriminator.train()
-    for step in progress(range(steps), desc=desc):
-        if lr_end is not None:  # linear decay by the factor 1 → lr_end / lr over the run
-            factor = 1 + (lr_end / lr - 1) * step / max(steps - 1, 1)
-            for opt, base in ((opt_g, lr), (opt_d, lr_d)):
-                for group in opt.param_groups:
-                    group["lr"] = base * factor
-        # discriminator step; the sum over members gives each member its own gradient
-        real = real_packs()
-        with torch.no_grad():
-            fake = fake_packs(latent())
+            fake = fake_packs(t)
         loss_d = s_members * discriminator_loss("ns", discriminator(real), discriminator(fake))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        # generator step
-        fake = fake_packs(latent())
+        return loss_d, {"d_loss": float(loss_d.detach()) / s_members}
+
+    def g_step(t: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        """L_G against D, or against D after ``unroll`` look-ahead steps (Metz et al.)."""
+        fake = fake_packs(t)
         if unroll == 0:
-            discriminator.requires_grad_(False)
             loss_g = s_members * generator_loss("ns", discriminator(fake))
-            discriminator.requires_grad_(True)
         else:
-            params = dict(discriminator.named_parameters())
-            state = {name: opt_d.state.get(p, {}) for name, p in params.items()}
-            real = real_packs()
-            for _ in range(unroll):
-                look = s_members * discriminator_loss(
-                    "ns",
-                    functional_call(discriminator, params, (real,)),
-                    functional_call(discriminator, params, (fake,)),
-                )
-                grads = torch.autograd.grad(look, [params[name] for name in d_names], create_graph=True)
-                params, state = _adam_lookahead(params, grads, state, opt_d.param_groups[0]["lr"], betas)
-            loss_g = s_members * generator_loss("ns", functional_call(discriminator, params, (fake,)))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        history["step"].append(step)
-        history["d_loss"].append(float(loss_d.detach()) / s_members)
-        history["g_loss"].append(float(loss_g.detach()) / s_members)
-        if evaluate is not None and eval_every > 0 and (step + 1) % eval_every == 0 and step + 1 < steps:
-            run_eval(step + 1)
-    if evaluate is not None:
-        run_eval(steps)
-    generator.eval()
-    discriminator.eval()
+            scores = _unrolled(discriminator, opt_d, real_packs(t), fake, unroll, s_members)
+            loss_g = s_members * generator_loss("ns", scores)
+        return loss_g, {"g_loss": float(loss_g.detach()) / s_members}
+
+    def evaluate_members() -> dict[str, list]:
+        points = generator(z_eval).cpu()
+        results = [evaluate(points[i]) for i in range(s_members)]
+        return {key: [r[key] for r in results] for key in results[0]}
+
+    history = adversarial_fit(
+        Player([discriminator], d_step, opt_d), Player([generator], g_step, opt_g), steps,
+        rng=gen, schedule=None if lr_end is None else linear_decay(lr_end / lr),
+        evaluate=None if evaluate is None else evaluate_members, eval_every=eval_every,
+        keys=("d_loss", "g_loss"), desc=desc,
+    )  # fmt: skip
+    history.setdefault("eval_step", [])
     return history
+
+
+def _unrolled(
+    discriminator: nn.Module,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    k: int,
+    members: int = 1,
+) -> torch.Tensor:
+    """The scores D_θk(fake) of the unrolled GAN: θ₀ = θ, θᵢ₊₁ = one Adam step of the
+    discriminator's loss on (``real``, ``fake``) from θᵢ, starting from the optimiser's moments,
+    differentiable with respect to ``fake`` (and through the k steps). The loss is summed over
+    the ``members`` of an ensemble, as in training."""
+    betas = opt_d.param_groups[0]["betas"]
+    lr = opt_d.param_groups[0]["lr"]
+    state = {name: opt_d.state.get(p, {}) for name, p in discriminator.named_parameters()}
+    params = {name: p.detach().requires_grad_() for name, p in discriminator.named_parameters()}
+    for _ in range(k):
+        look = members * discriminator_loss(
+            "ns",
+            functional_call(discriminator, params, (real,)),
+            functional_call(discriminator, params, (fake,)),
+        )
+        grads = torch.autograd.grad(look, list(params.values()), create_graph=True)
+        params, state = _adam_lookahead(params, grads, state, lr, betas)
+    return functional_call(discriminator, params, (fake,))
 
 
 # --------------------------------------------------------------------------------------------

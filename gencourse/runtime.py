@@ -14,10 +14,9 @@ The level is read from the environment variable ``GENCOURSE_BUDGET``; without it
 
 from __future__ import annotations
 
-import math
 import os
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import numpy as np
@@ -93,30 +92,26 @@ def budget(*, ci: T, cpu: T, gpu: T, paper: T | None = None) -> T:
     return {"ci": ci, "cpu": cpu, "gpu": gpu}[budget_level()]
 
 
-def progress(iterable: Iterable[T], desc: str | None = None, total: int | None = None) -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm progress bar, silent at the ``ci`` budget or when
-    ``GENCOURSE_QUIET=1``."""
+def progress(iterable: Iterable[T], desc: str | None = None, total: int | None = None) -> Iterable[T]:
+    """``iterable`` wrapped in a tqdm progress bar that stays on screen when done (the training
+    loop of :mod:`gencourse.train` shows its running losses on it with ``set_postfix``); silent
+    at the ``ci`` budget or when ``GENCOURSE_QUIET=1``."""
     from tqdm.auto import tqdm
 
     quiet = os.environ.get("GENCOURSE_QUIET") == "1" or budget_level() == "ci"
-    return iter(tqdm(iterable, desc=desc, total=total, disable=quiet, leave=False))
+    return tqdm(iterable, desc=desc, total=total, disable=quiet, leave=True)
 
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine")  # the named schedules of gencourse.train.fit
 
 
 def adam(
     params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999)
 ) -> torch.optim.Adam:
-    """Adam (m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², w ← w − lr · m̂ / (√v̂ + ε), with the bias
-    corrections m̂ = m / (1−β₁ᵗ), v̂ = v / (1−β₂ᵗ)), in PyTorch's fused implementation when every
-    parameter allows it: one kernel per step instead of a pass per operation. For the MLP VAE
-    (1.6 million weights) on a CPU core the update takes 1.0 instead of 5.1 ms, of a training
-    step of about 14 ms. Each update differs from the unfused one in the last bit of some
-    weights only (rounding)."""
-    params = list(params)
-    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+    """Deprecated: :func:`gencourse.train.adam` (the same function), kept here for old code."""
+    from gencourse import train
+
+    return train.adam(params, lr, betas)
 
 
 def fit(
@@ -130,40 +125,9 @@ def fit(
     desc: str = "training",
     schedule: str = "constant",
 ) -> dict[str, list[float]]:
-    """Minimise ``loss_fn(idx, gen)["loss"]`` by Adam over ``steps`` random mini-batches of
-    indices ``idx`` into a data set of ``n_items`` items, with a progress bar.
+    """Deprecated: :func:`gencourse.train.fit`, which takes the same arguments (and more), kept
+    here for old code. Minimises ``loss_fn(idx, gen)["loss"]`` by Adam over ``steps`` random
+    mini-batches of indices into a data set of ``n_items`` items."""
+    from gencourse import train
 
-    ``schedule`` sets the learning rate at step t of T: ``"constant"`` (lr throughout) or
-    ``"cosine"``, lr_t = lr · ½ (1 + cos(π t / T)), which decays to 0 at the last step and
-    reaches a given accuracy in fewer steps than a constant rate.
-
-    ``gen`` is the seeded generator that also draws the batches, for the loss's own
-    randomness. Every entry of the returned dict is logged: the history is
-    ``{"step": [...], key: [...], ...}``.
-    """
-    if steps < 0:
-        raise ValueError(f"steps must be non-negative, got {steps}")
-    if not 1 <= batch_size <= n_items:
-        raise ValueError(f"batch_size must be in [1, {n_items}], got {batch_size}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
-    gen = seed_everything(seed)
-    opt = adam(model.parameters(), lr=lr)
-    history: dict[str, list[float]] = {"step": []}
-    model.train()
-    for step in progress(range(steps), desc=desc):
-        idx = torch.randint(n_items, (batch_size,), generator=gen)
-        logs = loss_fn(idx, gen)
-        opt.zero_grad()
-        logs["loss"].backward()
-        if schedule == "cosine":
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        opt.step()
-        history["step"].append(step)
-        for key, value in logs.items():
-            history.setdefault(key, []).append(
-                float(value.detach()) if torch.is_tensor(value) else float(value)
-            )
-    model.eval()
-    return history
+    return train.fit(model, n_items, loss_fn, steps, batch_size, lr, seed, desc, schedule)

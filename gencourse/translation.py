@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from gencourse.gan import discriminator_loss, generator_loss
 from gencourse.restoration import EncoderDecoder
-from gencourse.runtime import progress, seed_everything
+from gencourse.train import Player, Step, adversarial_fit
 
 # ---------------------------------------------------------------------------------------------
 # pix2pix
@@ -152,40 +152,41 @@ def train_pix2pix(
             f"need a positive weight on some loss, got l1_weight={l1_weight}, adv_weight={adv_weight}"
         )
     use_adv = discriminator is not None and adv_weight > 0
-    gen = seed_everything(seed)
-    device = next(generator.parameters()).device
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if use_adv else None
-    history: dict[str, list[float]] = {"step": [], "l1": [], "g_adv": [], "d_loss": []}
 
     def judge(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return discriminator(x, y) if conditional else discriminator(y)
 
-    generator.train()
-    for step in progress(range(steps), desc=desc):
-        idx = torch.randint(len(inputs), (batch_size,), generator=gen)
-        x, y = inputs[idx].to(device), targets[idx].to(device)
-        fake = generator(x)
-        d_loss = g_adv = torch.tensor(float("nan"))
-        if use_adv:
-            d_loss = discriminator_loss(loss, judge(x, y), judge(x, fake.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            discriminator.requires_grad_(False)
-            g_adv = generator_loss(loss, judge(x, fake))
-            discriminator.requires_grad_(True)
+    def translate(t: Step) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch of pairs (x, y) and G(x), drawn once per step and shared by D and G."""
+        if "fake" not in t.shared:
+            idx = torch.randint(len(inputs), (batch_size,), generator=t.rng)
+            x, y = inputs[idx].to(t.device), targets[idx].to(t.device)
+            t.shared.update(x=x, y=y, fake=generator(x))
+        return t.shared["x"], t.shared["y"], t.shared["fake"]
+
+    def d_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D: real pairs (x, y) against translated pairs (x, G(x))."""
+        x, y, fake = translate(t)
+        d_loss = discriminator_loss(loss, judge(x, y), judge(x, fake.detach()))
+        return d_loss, {"d_loss": d_loss}
+
+    def g_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """G: adv_weight · L_G + l1_weight · E‖y − G(x)‖₁."""
+        x, y, fake = translate(t)
+        g_adv = generator_loss(loss, judge(x, fake)) if use_adv else None
         l1 = (fake - y).abs().mean()
-        total = l1_weight * l1 + (adv_weight * g_adv if use_adv else 0.0)
-        opt_g.zero_grad(set_to_none=True)
-        total.backward()
-        opt_g.step()
-        history["step"].append(step)
-        history["l1"].append(float(l1.detach()))
-        history["g_adv"].append(float(g_adv.detach()))
-        history["d_loss"].append(float(d_loss.detach()))
-    generator.eval()
-    return history
+        return l1_weight * l1 + (adv_weight * g_adv if use_adv else 0.0), {"l1": l1, "g_adv": g_adv}
+
+    adam = lambda module: torch.optim.Adam(module.parameters(), lr=lr, betas=betas)  # noqa: E731
+    d = Player([discriminator], d_step, adam(discriminator)) if use_adv else None
+    return adversarial_fit(
+        d,
+        Player([generator], g_step, adam(generator)),
+        steps,
+        seed=seed,
+        keys=("l1", "g_adv", "d_loss"),
+        desc=desc,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,39 +230,32 @@ def train_cyclegan(
         raise ValueError(
             f"expected image batches (N, C, H, W), got {tuple(images_a.shape)}, {tuple(images_b.shape)}"
         )
-    gen = seed_everything(seed)
-    device = next(g_ab.parameters()).device
-    opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], lr=lr, betas=betas)
-    opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=lr, betas=betas)
-    history: dict[str, list[float]] = {"step": [], "cycle": [], "g_adv": [], "d_loss": []}
-    g_ab.train()
-    g_ba.train()
-    for step in progress(range(steps), desc=desc):
-        a = images_a[torch.randint(len(images_a), (batch_size,), generator=gen)].to(device)
-        b = images_b[torch.randint(len(images_b), (batch_size,), generator=gen)].to(device)
+
+    def d_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Both discriminators: real images of their domain against translated ones."""
+        a = images_a[torch.randint(len(images_a), (batch_size,), generator=t.rng)].to(t.device)
+        b = images_b[torch.randint(len(images_b), (batch_size,), generator=t.rng)].to(t.device)
         fake_b, fake_a = g_ab(a), g_ba(b)
+        t.shared.update(a=a, b=b, fake_a=fake_a, fake_b=fake_b)
         d_loss = discriminator_loss(loss, d_b(b), d_b(fake_b.detach())) + discriminator_loss(
             loss, d_a(a), d_a(fake_a.detach())
         )
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        d_a.requires_grad_(False)
-        d_b.requires_grad_(False)
+        return d_loss, {"d_loss": d_loss}
+
+    def g_step(t: Step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Both generators: the two GAN losses + λ × the two cycle-consistency losses."""
+        a, b, fake_a, fake_b = (t.shared[k] for k in ("a", "b", "fake_a", "fake_b"))
         g_adv = generator_loss(loss, d_b(fake_b)) + generator_loss(loss, d_a(fake_a))
         cycle = cycle_consistency_loss(a, g_ba(fake_b)) + cycle_consistency_loss(b, g_ab(fake_a))
-        opt_g.zero_grad(set_to_none=True)
-        (g_adv + cycle_weight * cycle).backward()
-        opt_g.step()
-        d_a.requires_grad_(True)
-        d_b.requires_grad_(True)
-        history["step"].append(step)
-        history["cycle"].append(float(cycle.detach()))
-        history["g_adv"].append(float(g_adv.detach()))
-        history["d_loss"].append(float(d_loss.detach()))
-    g_ab.eval()
-    g_ba.eval()
-    return history
+        return g_adv + cycle_weight * cycle, {"cycle": cycle, "g_adv": g_adv}
+
+    def adam(*modules: nn.Module) -> torch.optim.Adam:
+        return torch.optim.Adam([p for m in modules for p in m.parameters()], lr=lr, betas=betas)
+
+    return adversarial_fit(
+        Player([d_a, d_b], d_step, adam(d_a, d_b)), Player([g_ab, g_ba], g_step, adam(g_ab, g_ba)),
+        steps, seed=seed, keys=("cycle", "g_adv", "d_loss"), desc=desc,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

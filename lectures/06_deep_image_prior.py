@@ -67,10 +67,9 @@ import numpy as np
 import torch
 from skimage import data as skdata
 from skimage.restoration import denoise_tv_chambolle, inpaint_biharmonic
-from torch import nn
 
 from gencourse.data import load_mnist
-from gencourse.dip import SkipNet, dip_input, fit_dip, fit_dip_batch
+from gencourse.dip import PixelImage, SkipNet, dip_input, fit_dip, fit_dip_batch
 from gencourse.gan import trained_dcgan
 from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matrix, measure, project
 from gencourse.plotting import show_images
@@ -360,10 +359,10 @@ plt.show()
 # $28 \times 28$ patch of the `camera` photograph: the GAN has only ever seen digits.
 #
 # Each image gets its own network, fitted on its own, but all the fits run side by side:
-# `gencourse.dip.fit_dip_batch` stacks the networks and evaluates them with `torch.func.vmap`,
-# which turns their convolutions into grouped convolutions. For these small $28 \times 28$ fits
-# that takes less time than separate fits on a CPU core; for the $96 \times 96$ photograph
-# of Section 1 it took more, so the fits there run one at a time. Summing the members' losses
+# `gencourse.dip.fit_dip_batch` stacks the networks into one (`SkipNet.stack`: every convolution
+# becomes one grouped convolution, every batch norm keeps each member's own statistics). For these
+# small $28 \times 28$ fits that takes less time than separate fits on a CPU core; for the
+# $96 \times 96$ photograph of Section 1 it took more, so the fits there run one at a time. Summing the members' losses
 # couples nothing, since member $s$'s weights get the gradient of its own loss only and Adam
 # updates each weight on its own; each denoising fit stops at its own discrepancy step and keeps
 # the weights of that step. In exact arithmetic this is the computation of one `fit_dip` per
@@ -484,21 +483,11 @@ plt.show()
 # Lecture 5: $A$ with $\mathcal N(0, 1/m)$ entries, noise with $\mathbb E\|\eta\|^2 = 0.01$. We
 # compare with the Lasso (pixel and DCT bases, $\alpha = 0.1$), and separate the two ingredients
 # of CS-DIP: the DIP without the TV term, and the TV term without the network (the same objective
-# minimised directly over the pixels, an image "network" whose output is its own parameters).
+# minimised directly over the pixels, an image "network" whose output is its own parameters,
+# `gencourse.dip.PixelImage`).
 
 
 # %%
-class PixelImage(nn.Module):
-    """No prior: the output is a free image (its parameters), whatever the input."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pixels = nn.Parameter(torch.zeros(1, 1, 28, 28))
-
-    def forward(self, z_: torch.Tensor) -> torch.Tensor:
-        return self.pixels
-
-
 CS_M = budget(ci=[100], cpu=[50, 100, 200], gpu=[25, 50, 100, 200])
 N_CS = budget(ci=2, cpu=6, gpu=20)
 CS_STEPS = budget(ci=150, cpu=800, gpu=1_500)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gencourse.dip import SkipNet, dip_input, fit_dip, fit_dip_batch, total_variation
+from gencourse.dip import PixelImage, SkipNet, dip_input, fit_dip, fit_dip_batch, total_variation
 
 
 def small_net(seed: int = 0, skip_channels: int = 2) -> SkipNet:
@@ -146,3 +146,56 @@ def test_fit_dip_batch_rejects_mismatched_inputs():
         fit_dip_batch(nets, dip_input(4, 16, 16).expand(3, -1, -1, -1), torch.rand(2, 1, 16, 16), 1)
     with pytest.raises(ValueError, match="shape"):
         fit_dip_batch(nets, z, torch.rand(2, 5), 1)
+
+
+def test_stacked_skipnet_is_its_members_side_by_side():
+    """SkipNet.stack: member s of the stacked network computes nets[s] on z[s] (train mode, batch
+    statistics per member, and their running averages), gradients included; unstack writes back."""
+    nets = [small_net(seed=i) for i in range(3)]
+    stacked = SkipNet.stack(nets)
+    assert stacked.members == 3 and stacked.down[0][0][0].groups == 3
+    z = torch.stack([dip_input(4, 16, 16, seed=i) for i in range(3)])  # (3, 1, 4, 16, 16)
+    out = stacked(z)
+    assert out.shape == (3, 1, 1, 16, 16)
+    out.pow(2).sum().backward()
+    for s, net in enumerate(nets):
+        alone = net(z[s])
+        torch.testing.assert_close(out[s], alone, rtol=1e-5, atol=1e-6)
+        alone.pow(2).sum().backward()
+        torch.testing.assert_close(
+            stacked.out.weight.grad.chunk(3)[s], net.out.weight.grad, rtol=1e-4, atol=1e-6
+        )
+        running = stacked.down[0][0][1].running_mean.chunk(3)[s]
+        torch.testing.assert_close(running, net.down[0][0][1].running_mean)
+    with torch.no_grad():
+        for p in stacked.parameters():
+            p.add_(0.5)
+    copies = [small_net(seed=9) for _ in range(3)]
+    stacked.unstack([copies[0], None, copies[2]])
+    assert torch.equal(copies[2].out.weight, stacked.out.weight.chunk(3)[2])
+    assert torch.equal(copies[1].out.weight, small_net(seed=9).out.weight)  # None: left as it was
+    with pytest.raises(ValueError, match="one architecture"):
+        SkipNet.stack([small_net(0), small_net(0, skip_channels=0)])
+    with pytest.raises(ValueError, match="expected inputs"):
+        stacked(z[:2])
+
+
+def test_pixel_image_is_a_free_image_and_stacks():
+    images = [PixelImage(1, 4, 4) for _ in range(2)]
+    with torch.no_grad():
+        images[1].pixels.fill_(0.25)
+    assert torch.equal(images[0](torch.randn(1, 3, 4, 4)), torch.zeros(1, 1, 4, 4))
+    stacked = PixelImage.stack(images)
+    assert stacked(None).shape == (2, 1, 1, 4, 4) and float(stacked.pixels[1].detach().mean()) == 0.25
+    target = torch.rand(2, 1, 4, 4)
+    fit_dip_batch(images, dip_input(1, 4, 4), target, 300, lr=0.05)
+    for s in range(2):  # no prior: the pixels fit the target exactly
+        torch.testing.assert_close(images[s].pixels[0], target[s], atol=1e-3, rtol=0)
+
+
+def test_stacking_draws_nothing_from_the_global_random_stream():
+    nets = [small_net(seed=i) for i in range(2)]
+    state = torch.get_rng_state()
+    SkipNet.stack(nets)
+    PixelImage.stack([PixelImage(1, 4, 4), PixelImage(1, 4, 4)])
+    assert torch.equal(torch.get_rng_state(), state)
