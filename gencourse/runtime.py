@@ -95,9 +95,13 @@ def budget(*, ci: T, cpu: T, gpu: T, paper: T | None = None) -> T:
 
 def progress(iterable: Iterable[T], desc: str | None = None, total: int | None = None) -> Iterator[T]:
     """Wrap ``iterable`` in a tqdm progress bar, silent at the ``ci`` budget or when
-    ``GENCOURSE_QUIET=1``."""
+    ``GENCOURSE_QUIET=1`` (with ``GENCOURSE_FLOPS`` set, :func:`gencourse.gpu_estimate.watch`
+    counts the work of its steps)."""
     from tqdm.auto import tqdm
 
+    from gencourse.gpu_estimate import watch
+
+    iterable = watch(iterable, desc)  # counts each step's work when GENCOURSE_FLOPS is set (GPU estimate)
     quiet = os.environ.get("GENCOURSE_QUIET") == "1" or budget_level() == "ci"
     return iter(tqdm(iterable, desc=desc, total=total, disable=quiet, leave=False))
 

@@ -1,0 +1,183 @@
+"""The GPU-time estimate (gencourse.gpu_estimate): the counts against hand-computed FLOPs, the
+T4 model's formula, the hook in runtime.progress, and the step matching against budget calls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from gencourse import gpu_estimate as ge
+from gencourse.gpu_estimate import T4, OpCounter, Tally, kernel_seconds, tally_seconds, tally_totals
+from gencourse.runtime import progress
+
+
+def _count(fn) -> Tally:
+    """The tally of ``fn()``'s operations."""
+    tally, counter = Tally(), OpCounter()
+    with counter:
+        counter.bucket = tally
+        fn()
+        counter.bucket = None
+    return tally
+
+
+def test_a_linear_layer_counts_2_in_out_batch_flops_forward_and_three_times_that_with_backward():
+    b, n_in, n_out = 32, 100, 10
+    layer = nn.Linear(n_in, n_out)
+    x = torch.randn(b, n_in)
+    forward = tally_totals(_count(lambda: layer(x)).rows())
+    assert forward["flops"] == 2 * b * n_in * n_out and forward["kernels"] == 1  # one addmm (t() is a view)
+    # addmm(bias, x, W^T): reads the bias, x and W, writes the output, in float32
+    assert forward["bytes"] == 4 * (n_out + b * n_in + n_in * n_out + b * n_out)
+    both = tally_totals(_count(lambda: layer(x.requires_grad_()).sum().backward()).rows())
+    # backward: grad_x = g W (2·b·out·in) and grad_W = g^T x (2·b·out·in): 6·b·in·out in all
+    assert both["flops"] == 6 * b * n_in * n_out
+
+
+def test_the_flops_are_flop_counter_modes():
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 28 * 28, 10))
+    x = torch.randn(16, 1, 28, 28)
+    with FlopCounterMode(display=False) as reference:
+        net(x).logsumexp(1).sum().backward()
+    got = tally_totals(_count(lambda: net(x).logsumexp(1).sum().backward()).rows())
+    assert got["flops"] == reference.get_total_flops() > 0
+
+
+def test_views_launch_nothing_and_item_waits_for_the_device():
+    x = torch.randn(4, 6)
+    tally = _count(lambda: (x.view(6, 4).t().unsqueeze(0)[0], x.detach()))
+    assert tally_totals(tally.rows())["kernels"] == 0
+    tally = _count(lambda: x.sum().item())
+    assert tally_totals(tally.rows())["kernels"] == 2 and tally.syncs == 1  # sum, then the copy to the host
+
+
+def test_kernel_time_is_the_launch_floor_or_the_roofline_sum():
+    assert kernel_seconds(0, 0) == T4.launch_s == 20e-6
+    # 1 TFLOP at 25 % of 8.1 TFLOP/s, plus 1.6 GB at 50 % of 320 GB/s
+    assert kernel_seconds(1e12, 1.6e9) == pytest.approx(1e12 / (8.1e12 * 0.25) + 1.6e9 / 160e9)
+    ops = [["mm", 1e12, 0, 2], ["add", 10, 400, 3]]
+    expected = 2 * 1e12 / 2.025e12 + 3 * 20e-6 + 5 * 50e-6
+    assert tally_seconds(ops, syncs=5) == pytest.approx(expected)
+    # a wider layer makes each kernel bigger, not more kernels
+    assert tally_seconds(ops, 0, scale=4) == pytest.approx(2 * 4e12 / 2.025e12 + 3 * 20e-6)
+
+
+def test_progress_is_untouched_without_the_variable(monkeypatch):
+    monkeypatch.delenv(ge.ENV, raising=False)
+    items = range(3)
+    assert ge.watch(items, "x") is items
+    assert list(progress(items)) == [0, 1, 2]
+
+
+def test_progress_counts_every_step_but_the_first_and_writes_a_record(monkeypatch, tmp_path):
+    monkeypatch.setenv(ge.ENV, str(tmp_path))
+    monkeypatch.setenv(ge.LECTURE_ENV, "99_demo")
+    b, n_in, n_out = 8, 20, 5
+    layer = nn.Linear(n_in, n_out)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    x = torch.randn(b, n_in)
+    try:
+        wrapped = ge.watch(range(6), "demo")
+        assert len(wrapped) == 6
+        for _ in progress(range(6), desc="demo"):
+            opt.zero_grad()
+            layer(x).square().mean().backward()
+            opt.step()
+        outside = layer(x)  # after the loop: not counted
+    finally:
+        ge._State.counter.__exit__(None, None, None)
+        ge._State.counter = None
+    (record,) = ge.read_records(tmp_path / "99_demo.jsonl")
+    assert record["kind"] == "loop" and record["desc"] == "demo" and record["lecture"] == "99_demo"
+    assert record["steps"] == record["done"] == 6 and record["counted"] == 5
+    per_step = tally_totals(record["ops_per_step"])
+    assert per_step["flops"] == 4 * b * n_in * n_out  # forward and grad_W (x needs no gradient)
+    assert outside.shape == (b, n_out) and json.dumps(record)
+
+
+LECTURE = [
+    "import torch\nfrom gencourse.runtime import budget, progress\n"
+    "STEPS = budget(ci=5, cpu=50, gpu=1000)\nSEEDS = list(range(budget(ci=1, cpu=2, gpu=3)))\nN = 512",
+    "a, b = torch.randn(N, N), torch.randn(N, N)\n"
+    "for seed in SEEDS:\n"
+    "    for _ in progress(range(STEPS), desc='matmul'):\n"
+    "        y = a @ b",
+    "print(float(y.sum()))",
+]
+# one step of the loop: one matrix product of two N × N matrices, by hand on the T4 model
+N = 512
+STEP_S = max(20e-6, 2 * N**3 / (8.1e12 * 0.25) + 3 * N * N * 4 / (320e9 * 0.5))
+
+
+def test_a_notebook_run_with_the_counting_on_gives_the_hand_computed_estimate(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in LECTURE]
+    nbformat.write(nb, tmp_path / "99_demo.ipynb")
+    ge.run_notebook(tmp_path / "99_demo.ipynb", tmp_path / "records")
+    records = ge.read_records(tmp_path / "records" / "99_demo.jsonl")
+    loops = [r for r in records if r["kind"] == "loop"]
+    assert [(r["cell"], r["desc"], r["steps"], r["counted"]) for r in loops] == [(1, "matmul", 5, 4)]
+    assert loops[0]["groups"][0]["ops"] == [["mm", 2 * N**3, 3 * N * N * 4, 4]]
+    assert [r["cell"] for r in records if r["kind"] == "other"] == [0, 1, 2]
+    lecture = ge.read_lecture(ge.notebook_cells(tmp_path / "99_demo.ipynb"))
+    est = ge.estimate_lecture(records, lecture, "gpu")
+    (loop,) = est["loops"]
+    assert loop["steps"] == 1000 and loop["repeat"] == 3  # STEPS at gpu; SEEDS: 1 run at ci, 3 at gpu
+    assert loop["seconds"] == pytest.approx(3 * 1000 * STEP_S)
+    assert est["other_s"] > 0 and est["seconds"] == pytest.approx(loop["seconds"] + est["other_s"])
+    # the `other` work of cell 1 (two randn of N × N) is charged at the launch floor or its bytes
+    cell1 = next(r for r in est["other"] if r["cell"] == 1)
+    assert cell1["factor"] == 3  # SEEDS, not the loop's STEPS
+
+
+CELLS = [
+    "BATCH, N_EVAL = 100, budget(ci=2, cpu=8, gpu=20)\n"
+    "BASE = dict(hidden=16, steps=40)\n"
+    "PROTOCOL = budget(ci=BASE, cpu={**BASE, 'steps': 4000}, gpu={**BASE, 'hidden': 64, 'steps': 20000},"
+    " paper={**BASE, 'hidden': 400, 'steps': 400000})\n"
+    "SEEDS = list(range(budget(ci=2, cpu=5, gpu=10)))",
+    "def train(m):\n    return fit(PROTOCOL['steps'], SEEDS, m)",
+    "result = train(2)\nHALF = budget(ci=40, cpu=100, gpu=500) // 2",
+    "plot(result, n=budget(ci=3, cpu=6, gpu=12))",
+    "print(HALF)",
+]
+
+
+def test_the_lectures_knobs_and_what_each_cell_sees():
+    lecture = ge.read_lecture(CELLS)
+    labels = {(k.cell, k.label): k for k in lecture.knobs}
+    assert labels[0, "N_EVAL"].values == {"ci": 2, "cpu": 8, "gpu": 20, "paper": 20}
+    assert labels[0, "steps"].values["paper"] == 400000 and labels[0, "steps"].paper
+    assert labels[0, "hidden"].ratio("gpu") == 4 and labels[0, "hidden"].ratio("paper") == 25
+    assert not labels[0, "SEEDS"].paper and labels[0, "SEEDS"].ratio("paper") == 5  # paper = gpu
+    assert labels[3, "n"].values["gpu"] == 12  # a keyword names its knob
+    seen = {c: {lecture.knobs[i].label for i in lecture.reach[c]} for c in lecture.reach}
+    # cell 2 calls train(), whose body reads PROTOCOL and SEEDS; `result` does not carry them to cell 3
+    assert {"steps", "hidden", "SEEDS"} <= seen[2] and "N_EVAL" not in seen[2]
+    assert seen[3] == {"n"} and seen[4] == {"HALF"}  # HALF = budget(...) // 2 is still the knob
+    assert lecture.names["BATCH"] == 100
+
+
+def test_a_loop_length_matches_the_knobs_it_can_see_first_and_the_larger_when_ambiguous():
+    lecture = ge.read_lecture(CELLS)
+    assert ge.match_steps(40, 2, lecture, "gpu")[0] == 20000  # PROTOCOL's steps, seen through train()
+    assert ge.match_steps(40, 2, lecture, "paper")[0] == 400000
+    assert ge.match_steps(40, 4, lecture, "gpu")[0] == 500  # HALF's knob (ci 40) is what cell 4 sees
+    assert ge.match_steps(40, 3, lecture, "gpu")[0] == 20000  # cell 3 sees neither: the larger of both
+    assert ge.match_steps(7, 2, lecture, "gpu") == (None, set())
+
+
+def test_knobs_scale_a_loop_by_their_label():
+    knob = ge.Knob(0, 1, "G_WIDTH", {"ci": 16, "cpu": 32, "gpu": 64, "paper": 64})
+    assert ge.knob_effect(knob, "gpu", set()) == ("width", 4.0)
+    seeds = ge.Knob(0, 1, "SEEDS", {"ci": [0], "cpu": [0, 1], "gpu": [0, 1, 2], "paper": [0, 1, 2]})
+    assert ge.knob_effect(seeds, "gpu", set()) == ("repeat", 3.0)
+    n_test = ge.Knob(0, 1, "N_TEST", {"ci": 6, "cpu": 40, "gpu": 200, "paper": 200})
+    assert ge.knob_effect(n_test, "gpu", {6, 784}) == ("batch", 200 / 6)  # a dimension: a batch
+    assert ge.knob_effect(n_test, "gpu", {5, 784}) == ("repeat", 200 / 6)  # else the loop runs more
