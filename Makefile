@@ -10,7 +10,7 @@ MATHJAX := book/_mathjax/mathjax/es5/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test test-strict lint sync clean browser malloc sandbox scoreboard timing assignments api release gpu-check
+.PHONY: book test test-strict lint sync clean browser malloc sandbox scoreboard timing assignments api release gpu-check gpu-estimate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -100,7 +100,8 @@ BUDGET ?= cpu
 scoreboard: $(STAMP)
 	$(BIN)/python -m gencourse.scoreboard --budget $(BUDGET) --run
 
-# The timing report (book/timing.md): every notebook at `ci` (the tests) and `cpu` (the book).
+# The timing report (book/timing.md): every notebook at `ci` (the tests) and `cpu` (the book),
+# with the estimated T4 minutes at `gpu` and `paper` of book/gpu_estimate.json (make gpu-estimate).
 timing: test book
 	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu
 
@@ -128,9 +129,23 @@ release: $(STAMP)
 
 # Where a GPU is at hand (e.g. a Colab or cloud GPU machine): every lecture at the `gpu` budget,
 # any failing assert fails the target; the times and results go to the timing page's `gpu`
-# column and to _build/scoreboard-gpu.
+# column and to _build/scoreboard-gpu. Then lecture 4 at the opt-in `paper` budget, one setting
+# of its Table 1 (the GAN on the grid, its 10 runs as one ensemble, the paper's networks and
+# 400,000 updates), stopped after 30 minutes: the measured time per update, extrapolated to the
+# setting and to the table, goes to _build/paper-probe.json (compare the timing page's estimate).
 gpu-check: $(STAMP)
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs CUDA')"
 	rm -rf _build/results-gpu
 	$(BIN)/python -m gencourse.scoreboard --budget gpu --run --results _build/results-gpu --out _build/scoreboard-gpu
+	$(BIN)/python -m gencourse.gpu_estimate paper-probe --seconds 1800 --out _build/paper-probe.json
 	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu _build/results-gpu
+
+# The timing page's estimated columns without a GPU (book/gpu_estimate.json, read by `make
+# timing`): every lecture at `ci`, one at a time, with the work of every training loop counted
+# (gencourse.gpu_estimate: FLOPs, bytes, kernel launches per step), then the loops' lengths at
+# `gpu` and `paper` from the lectures' budget(...) calls and a model of a Colab T4. About twice
+# the lectures' `ci` time.
+gpu-estimate: $(STAMP)
+	rm -rf _build/flops-ci
+	OMP_NUM_THREADS=1 $(BIN)/python -m gencourse.gpu_estimate run lectures/*.ipynb --out _build/flops-ci
+	$(BIN)/python -m gencourse.gpu_estimate estimate --records _build/flops-ci --out book/gpu_estimate.json

@@ -407,6 +407,8 @@ def run_notebook(notebook: Path, out: Path, level: str = "ci", timeout: int = 36
                 "GENCOURSE_CACHE": str(Path(tmp) / "cache"),
                 "GENCOURSE_RESULTS": str(Path(tmp) / "results"),
                 "MPLBACKEND": "Agg",
+                # the bundled MNIST, as in the tests
+                "GENCOURSE_OFFLINE": os.environ.get("GENCOURSE_OFFLINE", "1"),
             }
         )
         os.environ.pop("GENCOURSE_STRICT_DEVICE", None)

@@ -181,3 +181,56 @@ def test_knobs_scale_a_loop_by_their_label():
     n_test = ge.Knob(0, 1, "N_TEST", {"ci": 6, "cpu": 40, "gpu": 200, "paper": 200})
     assert ge.knob_effect(n_test, "gpu", {6, 784}) == ("batch", 200 / 6)  # a dimension: a batch
     assert ge.knob_effect(n_test, "gpu", {5, 784}) == ("repeat", 200 / 6)  # else the loop runs more
+
+
+ROOT = ge.PACGAN_NOTEBOOK.parents[1]
+ESTIMATES = ROOT / "book" / "gpu_estimate.json"
+COLAB_MINUTES = 30
+
+
+def test_lecture_4s_paper_protocol_is_read_from_the_lecture():
+    p = ge.paper_protocol()
+    assert (p["steps"], p["runs"], p["g_hidden"], p["d_hidden"], p["batch"]) == (400_000, 10, 400, 200, 100)
+    assert p["g_batch_norm"] and p["lr"] == p["lr_d"] == 1e-4
+
+
+def test_the_paper_probe_times_updates_and_extrapolates():
+    result = ge.paper_probe(seconds=0, chunk=2)  # one chunk of 2 updates, on the CPU here
+    assert result["updates_run"] == 2 and result["seconds_per_update"] > 0
+    assert result["one_setting_min"] == pytest.approx(result["seconds_per_update"] * 400_000 / 60)
+    assert result["table_min_lower_bound"] == pytest.approx(11 * result["one_setting_min"])
+
+
+def _recipe(target: str) -> str:
+    import re
+
+    text = (ROOT / "Makefile").read_text()
+    return re.search(rf"^{target}:.*\n((?:\t.*\n)+)", text, re.M).group(1)
+
+
+def test_gpu_check_runs_every_lecture_at_gpu_and_lecture_4_at_paper_time_capped_and_is_documented():
+    recipe = _recipe("gpu-check")
+    assert "torch.cuda.is_available()" in recipe  # only where a GPU is at hand
+    assert "gencourse.scoreboard --budget gpu --run" in recipe
+    assert "gencourse.gpu_estimate paper-probe --seconds 1800" in recipe
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        "`make gpu-check`" in readme and "lecture 4 at `paper`" in readme and "`make gpu-estimate`" in readme
+    )
+    assert "gencourse.gpu_estimate run lectures/*.ipynb" in _recipe("gpu-estimate")
+
+
+@pytest.mark.skipif(not ESTIMATES.exists(), reason="no recorded estimates (make gpu-estimate)")
+def test_every_lecture_fits_a_colab_session_at_gpu_by_the_recorded_estimate():
+    """book/gpu_estimate.json (make gpu-estimate): every lecture's estimated `gpu` time on a T4 is
+    at most 30 minutes, every lecture is estimated, and the lectures with a `paper=` knob have a
+    `paper` estimate."""
+    data = json.loads(ESTIMATES.read_text())
+    lectures = {p.stem for p in (ROOT / "lectures").glob("[0-9]*.ipynb")}
+    assert set(data["lectures"]) == lectures
+    over = {k: round(v["gpu"] / 60, 1) for k, v in data["lectures"].items() if v["gpu"] > COLAB_MINUTES * 60}
+    assert not over, f"estimated minutes at `gpu` on a T4 above {COLAB_MINUTES}: {over}"
+    for name in lectures:
+        cells = ge.notebook_cells(ROOT / "lectures" / f"{name}.ipynb")
+        has_paper = any(k.paper for k in ge.read_lecture(cells).knobs)
+        assert (data["lectures"][name]["paper"] is not None) == has_paper, name
