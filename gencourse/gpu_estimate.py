@@ -276,7 +276,7 @@ def _counted(iterable: Iterable[T], desc: str) -> Iterator[T]:
     outer = counter.bucket
     steps = len(iterable) if hasattr(iterable, "__len__") else None
     groups: dict[int, tuple[Tally, list[int]]] = {}  # kernels per step -> (their sum, [steps])
-    done, start = 0, time.perf_counter()
+    done, start, first = 0, time.perf_counter(), None
     try:
         for item in iterable:
             step = Tally(dims=True)
@@ -284,12 +284,16 @@ def _counted(iterable: Iterable[T], desc: str) -> Iterator[T]:
             done += 1
             yield item
             counter.bucket = None
-            if done > 1:  # the first step allocates the optimiser's state: not counted
-                total, n = groups.setdefault(step.kernels, (Tally(dims=True), [0]))
-                total.add(step)
-                n[0] += 1
+            if done == 1:  # the first step allocates the optimiser's state: not counted ...
+                first = step
+                continue
+            total, n = groups.setdefault(step.kernels, (Tally(dims=True), [0]))
+            total.add(step)
+            n[0] += 1
     finally:
         counter.bucket = outer
+        if not groups and first is not None:  # ... unless it is the only one
+            groups[first.kernels] = (first, [1])
         wall = time.perf_counter() - start
         _State.loops_seconds += wall
         _write(_loop_record(desc, steps if steps is not None else done, done, wall, groups))
@@ -717,15 +721,16 @@ def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBO
 # How a knob that a loop's cell can see, other than its steps, changes the loop's work, by its
 # label (the name or keyword of the budget call):
 WIDTH = re.compile(r"width|hidden|channel|size|side|latent|dim", re.I)  # each kernel × r²
-REPEAT = re.compile(
-    r"seed|restart|start|run|unroll|epoch|repeat|layer|frame|clip|draw|sample|vote|trial", re.I
+REPEAT = re.compile(  # the loop runs r times
+    r"seed|restart|start|run|unroll|epoch|repeat|layer|depth|frame|clip|draw|sample|vote|trial", re.I
 )
 RULES = (
     "A knob that the loop's cell can see (directly, or through the names and functions it uses) "
     "scales the loop by its ratio r = value at the level / value at `ci`: a width "
     "(a label with width, hidden, channel, size, side, latent or dim) makes every kernel r² times "
-    "the work; a list of settings, or a count of repetitions (seed, restart, run, unroll, epoch, "
-    "repeat, layer, frame, draw, sample, ...), runs the loop r times; another count (a batch, a "
+    "the work (the largest r² where there are several: each network has its own width); a list of "
+    "settings, or a count of repetitions (seed, restart, run, unroll, epoch, repeat, layer, depth, "
+    "frame, draw, sample, ...), runs the loop r times; another count (a batch, a "
     "number of images) makes every kernel r times the work where its `ci` value is a dimension of "
     "the loop's tensors (a batch), and runs the loop r times where it is not. Work that only some "
     "steps do (evaluations, logging) grows by the largest such r; the work outside the loops, "
@@ -784,7 +789,8 @@ def loop_seconds(records: list[dict], lecture: Lecture, level: str, device: Devi
     others = [lecture.knobs[i] for i in lecture.reach.get(cell, set()) - matched]
     dims = {d for r in records for d in r.get("dims", [])}
     effects = [(k.label, *knob_effect(k, level, dims)) for k in others if k.ratio(level) > 1]
-    work = math.prod(r**2 if kind == "width" else r for _, kind, r in effects if kind in ("width", "batch"))
+    widest = max((r**2 for _, kind, r in effects if kind == "width"), default=1.0)
+    work = widest * math.prod(r for _, kind, r in effects if kind == "batch")
     repeat = math.prod(r for _, kind, r in effects if kind == "repeat")
     largest = max((r for *_, r in effects), default=1.0)
     if length is None:
