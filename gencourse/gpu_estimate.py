@@ -50,7 +50,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -276,7 +276,7 @@ def _counted(iterable: Iterable[T], desc: str) -> Iterator[T]:
     outer = counter.bucket
     steps = len(iterable) if hasattr(iterable, "__len__") else None
     groups: dict[int, tuple[Tally, list[int]]] = {}  # kernels per step -> (their sum, [steps])
-    done, start, first = 0, time.perf_counter(), None
+    done, start, first, line = 0, time.perf_counter(), None, _cell_line()
     try:
         for item in iterable:
             step = Tally(dims=True)
@@ -296,7 +296,26 @@ def _counted(iterable: Iterable[T], desc: str) -> Iterator[T]:
             groups[first.kernels] = (first, [1])
         wall = time.perf_counter() - start
         _State.loops_seconds += wall
-        _write(_loop_record(desc, steps if steps is not None else done, done, wall, groups))
+        _write(_loop_record(desc, steps if steps is not None else done, done, wall, groups) | {"line": line})
+
+
+_CELL_FILE = re.compile(r"ipykernel_\d+[/\\]\d+\.py$|^<ipython-input-")  # IPython's names for cells
+
+
+def _cell_line() -> int | None:
+    """The line of the code cell (as :func:`run_notebook` numbers them: without its first,
+    added, line) that is running, from the outermost frame of the cell's code; None outside
+    such a run."""
+    import sys
+
+    if _State.cell < 0:
+        return None
+    frame, line = sys._getframe(1), None
+    while frame is not None:
+        if _CELL_FILE.search(frame.f_code.co_filename):
+            line = frame.f_lineno - 1
+        frame = frame.f_back
+    return line
 
 
 def _loop_record(desc: str, steps: int, done: int, wall: float, groups: dict) -> dict[str, Any]:
@@ -528,6 +547,15 @@ class Lecture:
     knobs: list[Knob]
     reach: dict[int, set[int]]  # code cell -> indices into knobs
     names: dict[str, Any]  # module-level names bound to literals (BATCH = 100)
+    statements: dict[int, list[tuple[int, int, set[int]]]] = field(default_factory=dict)
+
+    def reach_at(self, cell: int, line: int | None) -> set[int]:
+        """The knobs that the top-level statement of ``cell`` holding ``line`` sees (the whole
+        cell's where the line is unknown)."""
+        for first, last, knobs in self.statements.get(cell, []):
+            if line is not None and first <= line <= last:
+                return knobs
+        return self.reach.get(cell, set())
 
 
 def read_lecture(cells: list[str]) -> Lecture:
@@ -543,6 +571,7 @@ def read_lecture(cells: list[str]) -> Lecture:
     defs: dict[str, tuple[set[int], set[str]]] = {}
     inline: dict[int, set[int]] = {}
     loads: dict[int, set[str]] = {}
+    spans: dict[int, list[tuple[int, int, set[int], set[str]]]] = {}
     for index, source in enumerate(cells):
         try:
             tree = ast.parse(source)
@@ -550,18 +579,24 @@ def read_lecture(cells: list[str]) -> Lecture:
             continue
         parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
         inline[index], loads[index] = set(), _loads(tree)
+        spans[index] = []
         for stmt in tree.body:
             mine = {}
             for node in ast.walk(stmt):
                 if _is_budget(node):
                     mine[node] = _add_knobs(knobs, node, index, _labels(node, parents), names)
                     inline[index] |= set(mine[node])
+            own = {k for ks in mine.values() for k in ks}
+            spans[index].append((stmt.lineno, stmt.end_lineno or stmt.lineno, own, _loads(stmt)))
             if isinstance(stmt, ast.FunctionDef | ast.ClassDef):
                 defs[stmt.name] = ({k for ks in mine.values() for k in ks}, _loads(stmt))
             elif isinstance(stmt, ast.Assign):
                 _bind(stmt, mine, bound, names)
     reach = {i: inline[i] | _closure(loads[i], bound, defs) for i in inline}
-    return Lecture(knobs, reach, names)
+    statements = {
+        i: [(a, b, own | _closure(used, bound, defs)) for a, b, own, used in spans[i]] for i in spans
+    }
+    return Lecture(knobs, reach, names, statements)
 
 
 def _add_knobs(knobs: list[Knob], call: ast.Call, cell: int, label: str, names: dict) -> list[int]:
@@ -720,6 +755,7 @@ def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBO
 
 # How a knob that a loop's cell can see, other than its steps, changes the loop's work, by its
 # label (the name or keyword of the budget call):
+STEPS = re.compile(r"step|update|iter", re.I)  # the length of a loop: never a repetition of another
 WIDTH = re.compile(r"width|hidden|channel|size|side|latent|dim", re.I)  # each kernel × r²
 REPEAT = re.compile(  # the loop runs r times
     r"seed|restart|start|run|unroll|epoch|repeat|layer|depth|frame|clip|draw|sample|vote|trial", re.I
@@ -733,9 +769,14 @@ RULES = (
     "frame, draw, sample, ...), runs the loop r times; another count (a batch, a "
     "number of images) makes every kernel r times the work where its `ci` value is a dimension of "
     "the loop's tensors (a batch), and runs the loop r times where it is not. Work that only some "
-    "steps do (evaluations, logging) grows by the largest such r; the work outside the loops, "
-    "cell by cell, by the product of the ratios of the knobs its cell can see (other than loop "
-    "lengths). A loop whose length matches no knob is scaled by the largest ratio its cell sees."
+    "steps do (evaluations, logging) grows by the largest such r. The work outside the loops, "
+    "cell by cell: its kernels by the product of the ratios of the knobs its cell can see (other "
+    "than loop lengths), its CPU time outside torch (Python, NumPy, plots; measured here, × "
+    "cpu_factor for Colab's host) by the largest of them. A loop whose length matches no knob "
+    "(a length derived from one, as steps // n_critic) is scaled by the largest ratio of the "
+    "loop lengths its statement sees. Only the knobs that the statement which ran the loop "
+    "sees count (the top-level statement of its cell, with the functions it calls), and a "
+    "knob that is the length of a loop is never a repetition of another."
 )
 
 
@@ -750,11 +791,15 @@ def _level_value(knob: Knob, steps: int, level: str) -> int | None:
     return None
 
 
-def match_steps(steps: int, cell: int, lecture: Lecture, level: str) -> tuple[int | None, set[int]]:
+def match_steps(
+    steps: int, cell: int, lecture: Lecture, level: str, line: int | None = None
+) -> tuple[int | None, set[int]]:
     """The loop's length at ``level`` from the knobs whose `ci` value is ``steps``: among those
-    the cell sees first, else among all of the lecture's; the largest where several match
-    (conservative). Returns (length or None, the matched knobs)."""
-    for pool in (lecture.reach.get(cell, set()), set(range(len(lecture.knobs)))):
+    the statement that ran the loop sees first (cell ``cell``, ``line``), then those its cell
+    sees, else among all of the lecture's; the largest where several match (conservative).
+    Returns (length or None, the matched knobs)."""
+    pools = (lecture.reach_at(cell, line), lecture.reach.get(cell, set()), set(range(len(lecture.knobs))))
+    for pool in pools:
         found = {i: _level_value(lecture.knobs[i], steps, level) for i in pool}
         found = {i: v for i, v in found.items() if v is not None}
         if found:
@@ -778,23 +823,40 @@ def _group_seconds(group: dict, device: Device, scale: float) -> float:
     return tally_seconds(group["ops"], group["syncs"], device, scale)
 
 
-def loop_seconds(records: list[dict], lecture: Lecture, level: str, device: Device = T4) -> dict[str, Any]:
+def step_knobs(records: list[dict], lecture: Lecture, level: str) -> set[int]:
+    """The knobs that are loop lengths: matched by a loop's length, or labelled as steps."""
+    matched = {
+        i
+        for r in records
+        if r["kind"] == "loop"
+        for i in match_steps(r["steps"], r["cell"], lecture, level, r.get("line"))[1]
+    }
+    return matched | {i for i, k in enumerate(lecture.knobs) if STEPS.search(k.label)}
+
+
+def loop_seconds(
+    records: list[dict], lecture: Lecture, level: str, device: Device = T4, lengths: set[int] = frozenset()
+) -> dict[str, Any]:
     """The estimated time at ``level`` of one loop (all its runs at `ci`: ``records`` share the
     cell, description and length): n_ci runs × repetitions × (S_level × t_step + occasional work ×
     the largest other ratio), t_step being the time of the most frequent kind of step (by its
     number of kernels) with every kernel's work scaled by the widths and batches."""
     first = records[0]
-    steps, cell = first["steps"], first["cell"]
-    length, matched = match_steps(steps, cell, lecture, level)
-    others = [lecture.knobs[i] for i in lecture.reach.get(cell, set()) - matched]
+    steps, cell, line = first["steps"], first["cell"], first.get("line")
+    seen = lecture.reach_at(cell, line)
+    length, matched = match_steps(steps, cell, lecture, level, line)
+    if length is None:  # a length derived from a knob (steps // n_critic): the largest step knob seen
+        ratio = max((lecture.knobs[i].ratio(level) for i in seen & lengths), default=None)
+        if ratio is None:
+            ratio = max((lecture.knobs[i].ratio(level) for i in lengths), default=1.0)
+        length = round(steps * ratio)
+    others = [lecture.knobs[i] for i in seen - matched - lengths]
     dims = {d for r in records for d in r.get("dims", [])}
     effects = [(k.label, *knob_effect(k, level, dims)) for k in others if k.ratio(level) > 1]
     widest = max((r**2 for _, kind, r in effects if kind == "width"), default=1.0)
     work = widest * math.prod(r for _, kind, r in effects if kind == "batch")
     repeat = math.prod(r for _, kind, r in effects if kind == "repeat")
     largest = max((r for *_, r in effects), default=1.0)
-    if length is None:
-        length = round(steps * largest)
     regular, occasional = 0.0, 0.0
     for rec in records:
         groups = rec.get("groups") or []
@@ -807,6 +869,7 @@ def loop_seconds(records: list[dict], lecture: Lecture, level: str, device: Devi
     seconds = repeat * (len(records) * length * regular + occasional * largest)
     return {
         "cell": cell,
+        "line": line,
         "desc": first["desc"],
         "runs_ci": len(records),
         "steps_ci": steps,
@@ -824,13 +887,21 @@ def other_seconds(
     record: dict, lecture: Lecture, level: str, loop_knobs: set[int], device: Device = T4
 ) -> dict:
     """The estimated time at ``level`` of a cell's work outside its loops: its kernels on the
-    GPU plus its host time × cpu_factor, times the product of the ratios of the knobs the cell
-    sees (other than loop lengths)."""
+    GPU times the product of the ratios of the knobs the cell sees (other than loop lengths:
+    nested loops over images and samples multiply), plus its host time (Python, NumPy, plots)
+    × cpu_factor times the largest of those ratios (the arrays grow; the Python around each
+    kernel is already in its launch floor)."""
     cell = record["cell"]
-    knobs = [lecture.knobs[i] for i in lecture.reach.get(cell, set()) - loop_knobs]
-    factor = math.prod(max(k.ratio(level), 1.0) for k in knobs)
-    base = tally_seconds(record["ops"], record["syncs"], device) + record["host_s"] * device.cpu_factor
-    return {"cell": cell, "factor": factor, "ci_s": base, "seconds": base * factor}
+    ratios = [max(lecture.knobs[i].ratio(level), 1.0) for i in lecture.reach.get(cell, set()) - loop_knobs]
+    factor, largest = math.prod(ratios), max(ratios, default=1.0)
+    gpu = tally_seconds(record["ops"], record["syncs"], device)
+    host = record["host_s"] * device.cpu_factor
+    return {
+        "cell": cell,
+        "factor": factor,
+        "ci_s": gpu + host,
+        "seconds": gpu * factor + host * largest,
+    }
 
 
 def estimate_lecture(
@@ -842,12 +913,10 @@ def estimate_lecture(
     loops: dict[tuple, list[dict]] = {}
     for rec in records:
         if rec["kind"] == "loop":
-            loops.setdefault((rec["cell"], rec["desc"], rec["steps"]), []).append(rec)
-    loop_rows = [loop_seconds(group, lecture, level, device) for group in loops.values()]
-    loop_knobs = {i for key in loops for i in match_steps(key[2], key[0], lecture, level)[1]}
-    other_rows = [
-        other_seconds(r, lecture, level, loop_knobs, device) for r in records if r["kind"] == "other"
-    ]
+            loops.setdefault((rec["cell"], rec.get("line"), rec["desc"], rec["steps"]), []).append(rec)
+    lengths = step_knobs(records, lecture, level)
+    loop_rows = [loop_seconds(group, lecture, level, device, lengths) for group in loops.values()]
+    other_rows = [other_seconds(r, lecture, level, lengths, device) for r in records if r["kind"] == "other"]
     return {
         "seconds": sum(r["seconds"] for r in loop_rows) + sum(r["seconds"] for r in other_rows),
         "loops_s": sum(r["seconds"] for r in loop_rows),

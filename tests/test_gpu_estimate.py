@@ -123,6 +123,7 @@ def test_a_notebook_run_with_the_counting_on_gives_the_hand_computed_estimate(tm
     records = ge.read_records(tmp_path / "records" / "99_demo.jsonl")
     loops = [r for r in records if r["kind"] == "loop"]
     assert [(r["cell"], r["desc"], r["steps"], r["counted"]) for r in loops] == [(1, "matmul", 5, 4)]
+    assert loops[0]["line"] == 3  # the cell's line that runs the loop, as in the lecture's source
     assert loops[0]["groups"][0]["ops"] == [["mm", 2 * N**3, 3 * N * N * 4, 4]]
     assert [r["cell"] for r in records if r["kind"] == "other"] == [0, 1, 2]
     lecture = ge.read_lecture(ge.notebook_cells(tmp_path / "99_demo.ipynb"))
