@@ -548,6 +548,14 @@ class Lecture:
     reach: dict[int, set[int]]  # code cell -> indices into knobs
     names: dict[str, Any]  # module-level names bound to literals (BATCH = 100)
     statements: dict[int, list[tuple[int, int, set[int]]]] = field(default_factory=dict)
+    loops: dict[int, list[tuple[int, int, set[int]]]] = field(default_factory=dict)  # for / comprehensions
+
+    def iterated_at(self, cell: int, line: int | None) -> set[int]:
+        """The knobs that a ``for`` loop (or a comprehension) of ``cell`` around ``line`` iterates
+        over (``for seed in SEEDS:``, ``for m in M_LIST:``, ``for i in range(N):``)."""
+        if line is None:
+            return set()
+        return {k for first, last, knobs in self.loops.get(cell, []) if first <= line <= last for k in knobs}
 
     def reach_at(self, cell: int, line: int | None) -> set[int]:
         """The knobs that the top-level statement of ``cell`` holding ``line`` sees (the whole
@@ -572,6 +580,7 @@ def read_lecture(cells: list[str]) -> Lecture:
     inline: dict[int, set[int]] = {}
     loads: dict[int, set[str]] = {}
     spans: dict[int, list[tuple[int, int, set[int], set[str]]]] = {}
+    fors: dict[int, list[tuple[int, int, ast.expr]]] = {}
     for index, source in enumerate(cells):
         try:
             tree = ast.parse(source)
@@ -579,7 +588,14 @@ def read_lecture(cells: list[str]) -> Lecture:
             continue
         parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
         inline[index], loads[index] = set(), _loads(tree)
-        spans[index] = []
+        spans[index], fors[index] = [], []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.For | ast.AsyncFor):
+                body = (node.body[0].lineno, max(n.end_lineno or n.lineno for n in node.body))
+                fors[index].append((*body, node.iter))
+            elif isinstance(node, ast.comprehension):
+                holder = next(p for p in ast.walk(tree) if node in getattr(p, "generators", ()))
+                fors[index].append((holder.lineno, holder.end_lineno or holder.lineno, node.iter))
         for stmt in tree.body:
             mine = {}
             for node in ast.walk(stmt):
@@ -596,7 +612,31 @@ def read_lecture(cells: list[str]) -> Lecture:
     statements = {
         i: [(a, b, own | _closure(used, bound, defs)) for a, b, own, used in spans[i]] for i in spans
     }
-    return Lecture(knobs, reach, names, statements)
+    calls = {id(c): ks for c, ks in _budget_index(knobs, fors)}
+    loops = {
+        i: [(a, b, _iter_knobs(it, bound, calls)) for a, b, it in fors[i] if _iter_knobs(it, bound, calls)]
+        for i in fors
+    }
+    return Lecture(knobs, reach, names, statements, loops)
+
+
+def _budget_index(knobs: list[Knob], fors: dict) -> list:
+    """(budget call node, its knobs) for the budget calls written inside a for's iterable."""
+    out = []
+    for cell, entries in fors.items():
+        for _, _, it in entries:
+            for node in ast.walk(it):
+                if _is_budget(node):
+                    out.append(
+                        (node, {i for i, k in enumerate(knobs) if (k.cell, k.line) == (cell, node.lineno)})
+                    )
+    return out
+
+
+def _iter_knobs(it: ast.expr, bound: dict[str, set[int]], calls: dict[int, set[int]]) -> set[int]:
+    """The knobs a for's iterable reads: budget calls in it and names bound to knobs."""
+    found = {k for node in ast.walk(it) for k in calls.get(id(node), ())}
+    return found | {k for n in _loads(it) for k in bound.get(n, ())}
 
 
 def _add_knobs(knobs: list[Knob], call: ast.Call, cell: int, label: str, names: dict) -> list[int]:
@@ -757,26 +797,23 @@ def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBO
 # label (the name or keyword of the budget call):
 STEPS = re.compile(r"step|update|iter", re.I)  # the length of a loop: never a repetition of another
 WIDTH = re.compile(r"width|hidden|channel|size|side|latent|dim", re.I)  # each kernel × r²
-REPEAT = re.compile(  # the loop runs r times
-    r"seed|restart|start|run|unroll|epoch|repeat|layer|depth|frame|clip|draw|sample|vote|trial", re.I
-)
+REPEAT = re.compile(r"unroll|epoch|layer|depth|critic", re.I)  # more kernels per step, r times
 RULES = (
-    "A knob that the loop's cell can see (directly, or through the names and functions it uses) "
-    "scales the loop by its ratio r = value at the level / value at `ci`: a width "
-    "(a label with width, hidden, channel, size, side, latent or dim) makes every kernel r² times "
-    "the work (the largest r² where there are several: each network has its own width); a list of "
-    "settings, or a count of repetitions (seed, restart, run, unroll, epoch, repeat, layer, depth, "
-    "frame, draw, sample, ...), runs the loop r times; another count (a batch, a "
-    "number of images) makes every kernel r times the work where its `ci` value is a dimension of "
-    "the loop's tensors (a batch), and runs the loop r times where it is not. Work that only some "
-    "steps do (evaluations, logging) grows by the largest such r. The work outside the loops, "
-    "cell by cell: its kernels by the product of the ratios of the knobs its cell can see (other "
-    "than loop lengths), its CPU time outside torch (Python, NumPy, plots; measured here, × "
-    "cpu_factor for Colab's host) by the largest of them. A loop whose length matches no knob "
-    "(a length derived from one, as steps // n_critic) is scaled by the largest ratio of the "
-    "loop lengths its statement sees. Only the knobs that the statement which ran the loop "
-    "sees count (the top-level statement of its cell, with the functions it calls), and a "
-    "knob that is the length of a loop is never a repetition of another."
+    "A knob that the statement which ran a loop can see (its top-level statement in the cell, "
+    "directly or through the names and the lecture's functions it uses) scales the loop by its "
+    "ratio r = value at the level / value at `ci`: a knob that a `for` around the loop iterates "
+    "(`for seed in SEEDS`, `for m in M_LIST`) runs the loop r times, as does one whose label "
+    "says it repeats the step's kernels (unroll, layer, depth, critic, epoch); a width (a label "
+    "with width, hidden, channel, size, side, latent or dim) makes every kernel r² times the "
+    "work (the largest r² where there are several: each network has its own width); any other "
+    "count (a batch, a number of samples or images, seeds trained as one stacked ensemble) makes "
+    "every kernel r times the work. A knob that is a loop's length is never a repetition of "
+    "another loop. A loop whose length matches no knob (a length derived from one, as "
+    "steps // n_critic) is scaled by the largest ratio of the loop lengths its statement sees. "
+    "Work that only some steps do (evaluations, logging) grows by the largest ratio. The work "
+    "outside the loops, cell by cell: its kernels by the product of the ratios of the knobs its "
+    "cell can see (other than loop lengths), its CPU time outside torch (Python, NumPy, plots; "
+    "measured here, × cpu_factor for Colab's host) by the largest of them."
 )
 
 
@@ -807,16 +844,18 @@ def match_steps(
     return None, set()
 
 
-def knob_effect(knob: Knob, level: str, dims: set[int]) -> tuple[str, float]:
-    """("width" | "repeat" | "batch", r) for a knob a loop's cell sees, by :data:`RULES`."""
+def knob_effect(knob: Knob, level: str, iterated: bool) -> tuple[str, float]:
+    """("width" | "repeat" | "batch", r) for a knob that the statement running a loop sees, by
+    :data:`RULES`: a ``for`` around the loop iterates it (repeat), its label says it repeats the
+    step's kernels (unroll, layers, depth, critic steps, epochs), or it is a width; anything
+    else (a batch, a number of samples, seeds trained as one stacked ensemble) makes each kernel
+    bigger."""
     r = knob.ratio(level)
-    if _int_list(knob.values["ci"]):
+    if iterated or REPEAT.search(knob.label):
         return "repeat", r
     if WIDTH.search(knob.label):
         return "width", r
-    if REPEAT.search(knob.label):
-        return "repeat", r
-    return ("batch" if knob.values["ci"] in dims else "repeat"), r
+    return "batch", r
 
 
 def _group_seconds(group: dict, device: Device, scale: float) -> float:
@@ -850,9 +889,9 @@ def loop_seconds(
         if ratio is None:
             ratio = max((lecture.knobs[i].ratio(level) for i in lengths), default=1.0)
         length = round(steps * ratio)
-    others = [lecture.knobs[i] for i in seen - matched - lengths]
-    dims = {d for r in records for d in r.get("dims", [])}
-    effects = [(k.label, *knob_effect(k, level, dims)) for k in others if k.ratio(level) > 1]
+    iterated = lecture.iterated_at(cell, line)
+    others = [i for i in seen - matched - lengths if lecture.knobs[i].ratio(level) > 1]
+    effects = [(lecture.knobs[i].label, *knob_effect(lecture.knobs[i], level, i in iterated)) for i in others]
     widest = max((r**2 for _, kind, r in effects if kind == "width"), default=1.0)
     work = widest * math.prod(r for _, kind, r in effects if kind == "batch")
     repeat = math.prod(r for _, kind, r in effects if kind == "repeat")

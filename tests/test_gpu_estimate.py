@@ -174,14 +174,29 @@ def test_a_loop_length_matches_the_knobs_it_can_see_first_and_the_larger_when_am
     assert ge.match_steps(7, 2, lecture, "gpu") == (None, set())
 
 
-def test_knobs_scale_a_loop_by_their_label():
-    knob = ge.Knob(0, 1, "G_WIDTH", {"ci": 16, "cpu": 32, "gpu": 64, "paper": 64})
-    assert ge.knob_effect(knob, "gpu", set()) == ("width", 4.0)
+def test_knobs_scale_a_loop_by_their_label_or_by_the_for_around_it():
+    width = ge.Knob(0, 1, "G_WIDTH", {"ci": 16, "cpu": 32, "gpu": 64, "paper": 64})
+    assert ge.knob_effect(width, "gpu", iterated=False) == ("width", 4.0)
     seeds = ge.Knob(0, 1, "SEEDS", {"ci": [0], "cpu": [0, 1], "gpu": [0, 1, 2], "paper": [0, 1, 2]})
-    assert ge.knob_effect(seeds, "gpu", set()) == ("repeat", 3.0)
+    assert ge.knob_effect(seeds, "gpu", iterated=True) == ("repeat", 3.0)  # for seed in SEEDS: train(...)
+    assert ge.knob_effect(seeds, "gpu", iterated=False) == ("batch", 3.0)  # the seeds stacked in one ensemble
+    unroll = ge.Knob(0, 1, "UNROLL", {"ci": 1, "cpu": 1, "gpu": 5, "paper": 5})
+    assert ge.knob_effect(unroll, "gpu", iterated=False) == ("repeat", 5.0)  # k look-ahead steps per update
     n_test = ge.Knob(0, 1, "N_TEST", {"ci": 6, "cpu": 40, "gpu": 200, "paper": 200})
-    assert ge.knob_effect(n_test, "gpu", {6, 784}) == ("batch", 200 / 6)  # a dimension: a batch
-    assert ge.knob_effect(n_test, "gpu", {5, 784}) == ("repeat", 200 / 6)  # else the loop runs more
+    assert ge.knob_effect(n_test, "gpu", iterated=False) == ("batch", 200 / 6)
+
+
+def test_the_for_loops_around_a_line_name_the_knobs_they_iterate():
+    cells = [
+        "SEEDS = budget(ci=[0], cpu=[0, 1], gpu=[0, 1, 2])\nN = budget(ci=2, cpu=4, gpu=8)",
+        "for seed in SEEDS:\n    copies.append(net(seed))\ntrain(stack(copies))\n"
+        "out = [evaluate(i) for i in range(N)]",
+    ]
+    lecture = ge.read_lecture(cells)
+    labels = lambda ks: {lecture.knobs[k].label for k in ks}  # noqa: E731
+    assert labels(lecture.iterated_at(1, 2)) == {"SEEDS"}  # inside the for
+    assert labels(lecture.iterated_at(1, 3)) == set()  # after it: the stacked copies train once
+    assert labels(lecture.iterated_at(1, 4)) == {"N"}  # a comprehension over range(N)
 
 
 ROOT = ge.PACGAN_NOTEBOOK.parents[1]
