@@ -126,6 +126,8 @@ _FREE = frozenset(
     "_unsafe_view set_ resize_ _reshape_alias as_strided _has_compatible_shallow_copy_type "
     "is_same_size sym_size sym_stride sym_numel sym_storage_offset".split()
 )
+# operations that read only the rows they gather, not their whole first argument
+_GATHER = frozenset("index index_select gather embedding take".split())
 # operations after which the host waits for the device
 _SYNC = frozenset(
     "_local_scalar_dense nonzero masked_select _unique2 unique_dim unique_consecutive equal is_nonzero".split()
@@ -205,8 +207,12 @@ class OpCounter(TorchDispatchMode):
         kind, formula = self._kind(func)
         if kind != "free":
             flops = int(formula(*args, **kwargs, out_val=out)) if formula is not None else 0
-            nbytes = _nbytes(args) + _nbytes(list(kwargs.values())) + _nbytes(out)
-            key = (func.overloadpacket.__name__, flops, nbytes)
+            name = func.overloadpacket.__name__
+            if name in _GATHER:  # the indices, and the gathered rows read and written
+                nbytes = _nbytes(args[1:]) + 2 * _nbytes(out)
+            else:
+                nbytes = _nbytes(args) + _nbytes(list(kwargs.values())) + _nbytes(out)
+            key = (name, flops, nbytes)
             bucket.ops[key] = bucket.ops.get(key, 0) + 1
             bucket.syncs += kind == "sync"
             if bucket.dims is not None and isinstance(out, torch.Tensor):
@@ -340,7 +346,13 @@ def _loop_record(desc: str, steps: int, done: int, wall: float, groups: dict) ->
         "syncs_per_step": everything.syncs / per,
         "ops_per_step": everything.rows(per=per),
         "groups": [
-            {"kernels": k, "steps": n[0], "syncs": total.syncs, "ops": total.rows()}
+            {
+                "kernels": k,
+                "steps": n[0],
+                "syncs": total.syncs,
+                "ops": total.rows(),
+                "dims": sorted(total.dims or ())[:500],
+            }
             for k, (total, n) in sorted(groups.items(), key=lambda kv: -kv[1][1][0])
         ],
         "dims": sorted(everything.dims or ())[:500],
@@ -798,6 +810,7 @@ def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBO
 STEPS = re.compile(r"step|update|iter", re.I)  # the length of a loop: never a repetition of another
 WIDTH = re.compile(r"width|hidden|channel|size|side|latent|dim", re.I)  # each kernel × r²
 REPEAT = re.compile(r"unroll|epoch|layer|depth|critic", re.I)  # more kernels per step, r times
+BATCH = re.compile(r"seed|member|run|batch", re.I)  # stacked runs or a batch: each kernel r times the work
 RULES = (
     "A knob that the statement which ran a loop can see (its top-level statement in the cell, "
     "directly or through the names and the lecture's functions it uses) scales the loop by its "
@@ -805,15 +818,18 @@ RULES = (
     "(`for seed in SEEDS`, `for m in M_LIST`) runs the loop r times, as does one whose label "
     "says it repeats the step's kernels (unroll, layer, depth, critic, epoch); a width (a label "
     "with width, hidden, channel, size, side, latent or dim) makes every kernel r² times the "
-    "work (the largest r² where there are several: each network has its own width); any other "
-    "count (a batch, a number of samples or images, seeds trained as one stacked ensemble) makes "
-    "every kernel r times the work. A knob that is a loop's length is never a repetition of "
-    "another loop. A loop whose length matches no knob (a length derived from one, as "
-    "steps // n_critic) is scaled by the largest ratio of the loop lengths its statement sees. "
-    "Work that only some steps do (evaluations, logging) grows by the largest ratio. The work "
-    "outside the loops, cell by cell: its kernels by the product of the ratios of the knobs its "
-    "cell can see (other than loop lengths), its CPU time outside torch (Python, NumPy, plots; "
-    "measured here, × cpu_factor for Colab's host) by the largest of them."
+    "work (the largest r² where there are several: each network has its own width); a count "
+    "whose `ci` value is a dimension of the regular steps' tensors (a batch, seeds stacked into "
+    "one ensemble; below 3, where a dimension says nothing, a label of seeds, members, runs or "
+    "batches) makes every kernel r times the work; any other count (evaluation sizes, numbers "
+    "of evaluations) scales only the work that some steps do besides the regular step "
+    "(evaluations, logging), which grows by the largest ratio the statement sees. A knob that "
+    "is a loop's length is never a repetition of another loop; a loop whose length matches no "
+    "knob (a length derived from one, as steps // n_critic) is scaled by the largest ratio of "
+    "the loop lengths its statement sees. The work outside the loops, cell by cell: its kernels "
+    "by the product of the ratios of the knobs its cell can see (other than loop lengths), its "
+    "CPU time outside torch (Python, NumPy, plots; measured here, × cpu_factor for Colab's host) "
+    "by the largest of them."
 )
 
 
@@ -844,18 +860,24 @@ def match_steps(
     return None, set()
 
 
-def knob_effect(knob: Knob, level: str, iterated: bool) -> tuple[str, float]:
-    """("width" | "repeat" | "batch", r) for a knob that the statement running a loop sees, by
-    :data:`RULES`: a ``for`` around the loop iterates it (repeat), its label says it repeats the
-    step's kernels (unroll, layers, depth, critic steps, epochs), or it is a width; anything
-    else (a batch, a number of samples, seeds trained as one stacked ensemble) makes each kernel
-    bigger."""
+def knob_effect(knob: Knob, level: str, iterated: bool, dims: set[int]) -> tuple[str, float]:
+    """("repeat" | "width" | "batch" | "occasional", r) for a knob that the statement running a
+    loop sees, by :data:`RULES`: a ``for`` around the loop iterates it, or its label says it
+    repeats the step's kernels (unroll, layers, depth, critic steps, epochs): repeat; a width;
+    a count whose `ci` value is a dimension of the regular steps' tensors (``dims``; a value
+    below 3 says nothing, so a label of seeds, members, runs or batches decides): a batch, each
+    kernel bigger; any other count (evaluation sizes, numbers of evaluations): the occasional
+    work only."""
     r = knob.ratio(level)
     if iterated or REPEAT.search(knob.label):
         return "repeat", r
     if WIDTH.search(knob.label):
         return "width", r
-    return "batch", r
+    ci = knob.values["ci"]
+    value = len(ci) if _int_list(ci) else ci
+    if (value >= 3 and value in dims) or (value < 3 and BATCH.search(knob.label)):
+        return "batch", r
+    return "occasional", r
 
 
 def _group_seconds(group: dict, device: Device, scale: float) -> float:
@@ -891,7 +913,10 @@ def loop_seconds(
         length = round(steps * ratio)
     iterated = lecture.iterated_at(cell, line)
     others = [i for i in seen - matched - lengths if lecture.knobs[i].ratio(level) > 1]
-    effects = [(lecture.knobs[i].label, *knob_effect(lecture.knobs[i], level, i in iterated)) for i in others]
+    dims = {d for r in records for g in (r.get("groups") or [])[:1] for d in g.get("dims", [])}
+    effects = [
+        (lecture.knobs[i].label, *knob_effect(lecture.knobs[i], level, i in iterated, dims)) for i in others
+    ]
     widest = max((r**2 for _, kind, r in effects if kind == "width"), default=1.0)
     work = widest * math.prod(r for _, kind, r in effects if kind == "batch")
     repeat = math.prod(r for _, kind, r in effects if kind == "repeat")

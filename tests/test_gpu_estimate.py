@@ -55,6 +55,12 @@ def test_views_launch_nothing_and_item_waits_for_the_device():
     assert tally_totals(tally.rows())["kernels"] == 2 and tally.syncs == 1  # sum, then the copy to the host
 
 
+def test_indexing_reads_the_rows_it_gathers_not_the_whole_tensor():
+    data, idx = torch.randn(100_000, 2), torch.randint(100_000, (10,))
+    (row,) = _count(lambda: data[idx]).rows()
+    assert row[0] == "index" and row[2] == 10 * 8 + 2 * 10 * 2 * 4  # int64 indices, 10 rows read and written
+
+
 def test_kernel_time_is_the_launch_floor_or_the_roofline_sum():
     assert kernel_seconds(0, 0) == T4.launch_s == 20e-6
     # 1 TFLOP at 25 % of 8.1 TFLOP/s, plus 1.6 GB at 50 % of 320 GB/s
@@ -174,16 +180,23 @@ def test_a_loop_length_matches_the_knobs_it_can_see_first_and_the_larger_when_am
     assert ge.match_steps(7, 2, lecture, "gpu") == (None, set())
 
 
-def test_knobs_scale_a_loop_by_their_label_or_by_the_for_around_it():
+def test_knobs_scale_a_loop_by_the_for_around_it_their_label_or_the_tensors_dimensions():
+    effect = ge.knob_effect
     width = ge.Knob(0, 1, "G_WIDTH", {"ci": 16, "cpu": 32, "gpu": 64, "paper": 64})
-    assert ge.knob_effect(width, "gpu", iterated=False) == ("width", 4.0)
+    assert effect(width, "gpu", iterated=False, dims=set()) == ("width", 4.0)
     seeds = ge.Knob(0, 1, "SEEDS", {"ci": [0], "cpu": [0, 1], "gpu": [0, 1, 2], "paper": [0, 1, 2]})
-    assert ge.knob_effect(seeds, "gpu", iterated=True) == ("repeat", 3.0)  # for seed in SEEDS: train(...)
-    assert ge.knob_effect(seeds, "gpu", iterated=False) == ("batch", 3.0)  # the seeds stacked in one ensemble
+    assert effect(seeds, "gpu", iterated=True, dims=set()) == ("repeat", 3.0)  # for seed in SEEDS: train(...)
+    assert effect(seeds, "gpu", iterated=False, dims={1}) == ("batch", 3.0)  # stacked into one ensemble
     unroll = ge.Knob(0, 1, "UNROLL", {"ci": 1, "cpu": 1, "gpu": 5, "paper": 5})
-    assert ge.knob_effect(unroll, "gpu", iterated=False) == ("repeat", 5.0)  # k look-ahead steps per update
+    assert effect(unroll, "gpu", iterated=False, dims=set()) == (
+        "repeat",
+        5.0,
+    )  # k look-ahead steps per update
     n_test = ge.Knob(0, 1, "N_TEST", {"ci": 6, "cpu": 40, "gpu": 200, "paper": 200})
-    assert ge.knob_effect(n_test, "gpu", iterated=False) == ("batch", 200 / 6)
+    assert effect(n_test, "gpu", iterated=False, dims={6, 784}) == ("batch", 200 / 6)  # a batch of 6 images
+    assert effect(n_test, "gpu", iterated=False, dims={5, 784}) == ("occasional", 200 / 6)  # evaluations only
+    n_curve = ge.Knob(0, 1, "N_CURVE", {"ci": 2, "cpu": 8, "gpu": 20, "paper": 20})
+    assert effect(n_curve, "gpu", iterated=False, dims={2, 100}) == ("occasional", 10.0)  # 2 says nothing
 
 
 def test_the_for_loops_around_a_line_name_the_knobs_they_iterate():
