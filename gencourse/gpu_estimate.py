@@ -99,11 +99,15 @@ def kernel_seconds(flops: float, nbytes: float, device: Device = T4) -> float:
     return max(device.launch_s, compute + memory)
 
 
-def tally_seconds(ops: list[list], syncs: float, device: Device = T4, scale: float = 1.0) -> float:
-    """Σ_k count_k · t_kernel(scale · F_k, scale · B_k) + n_sync · t_sync for a tally of
-    ``[name, flops, bytes, count]`` rows (``scale`` multiplies the work of every kernel, not
-    their number: a wider layer is a bigger kernel, not more kernels)."""
-    kernels = sum(count * kernel_seconds(scale * f, scale * b, device) for _, f, b, count in ops)
+def tally_seconds(
+    ops: list[list], syncs: float, device: Device = T4, scale: float = 1.0, byte_scale: float | None = None
+) -> float:
+    """Σ_k count_k · t_kernel(scale · F_k, byte_scale · B_k) + n_sync · t_sync for a tally of
+    ``[name, flops, bytes, count]`` rows (``scale`` multiplies the FLOPs of every kernel and
+    ``byte_scale``, default ``scale``, its bytes; not their number: a wider layer is a bigger
+    kernel, not more kernels)."""
+    bscale = scale if byte_scale is None else byte_scale
+    kernels = sum(count * kernel_seconds(scale * f, bscale * b, device) for _, f, b, count in ops)
     return kernels + syncs * device.sync_s
 
 
@@ -818,10 +822,11 @@ RULES = (
     "(`for seed in SEEDS`, `for m in M_LIST`) runs the loop r times, as does one whose label "
     "says it repeats the step's kernels (unroll, layer, depth, critic, epoch); a width (a label "
     "with width, hidden, channel, size, side, latent or dim) makes every kernel r² times the "
-    "work (the largest r² where there are several: each network has its own width); a count "
+    "FLOPs (in × out) and r times the bytes (the activations, batch × width), the largest r "
+    "where there are several (each network has its own width); a count "
     "whose `ci` value is a dimension of the regular steps' tensors (a batch, seeds stacked into "
     "one ensemble; below 3, where a dimension says nothing, a label of seeds, members, runs or "
-    "batches) makes every kernel r times the work; any other count (evaluation sizes, numbers "
+    "batches) makes every kernel r times the FLOPs and bytes; any other count (evaluation sizes, numbers "
     "of evaluations) scales only the work that some steps do besides the regular step "
     "(evaluations, logging), which grows by the largest ratio the statement sees. A knob that "
     "is a loop's length is never a repetition of another loop; a loop whose length matches no "
@@ -880,8 +885,8 @@ def knob_effect(knob: Knob, level: str, iterated: bool, dims: set[int]) -> tuple
     return "occasional", r
 
 
-def _group_seconds(group: dict, device: Device, scale: float) -> float:
-    return tally_seconds(group["ops"], group["syncs"], device, scale)
+def _group_seconds(group: dict, device: Device, scale: tuple[float, float]) -> float:
+    return tally_seconds(group["ops"], group["syncs"], device, *scale)
 
 
 def step_knobs(records: list[dict], lecture: Lecture, level: str) -> set[int]:
@@ -917,8 +922,9 @@ def loop_seconds(
     effects = [
         (lecture.knobs[i].label, *knob_effect(lecture.knobs[i], level, i in iterated, dims)) for i in others
     ]
-    widest = max((r**2 for _, kind, r in effects if kind == "width"), default=1.0)
-    work = widest * math.prod(r for _, kind, r in effects if kind == "batch")
+    widest = max((r for _, kind, r in effects if kind == "width"), default=1.0)
+    batch = math.prod(r for _, kind, r in effects if kind == "batch")
+    work = (widest**2 * batch, widest * batch)  # FLOPs (in × out × batch), bytes (batch × width)
     repeat = math.prod(r for _, kind, r in effects if kind == "repeat")
     largest = max((r for *_, r in effects), default=1.0)
     regular, occasional = 0.0, 0.0
@@ -941,7 +947,8 @@ def loop_seconds(
         "matched": sorted(f"{lecture.knobs[i].label} (cell {lecture.knobs[i].cell})" for i in matched),
         "effects": [[label, kind, round(r, 3)] for label, kind, r in effects],
         "repeat": repeat,
-        "work_scale": work,
+        "flop_scale": work[0],
+        "byte_scale": work[1],
         "step_s": regular,
         "seconds": seconds,
     }

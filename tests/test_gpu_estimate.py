@@ -70,6 +70,8 @@ def test_kernel_time_is_the_launch_floor_or_the_roofline_sum():
     assert tally_seconds(ops, syncs=5) == pytest.approx(expected)
     # a wider layer makes each kernel bigger, not more kernels
     assert tally_seconds(ops, 0, scale=4) == pytest.approx(2 * 4e12 / 2.025e12 + 3 * 20e-6)
+    big = [["add", 0, 1.6e9, 1]]
+    assert tally_seconds(big, 0, scale=16, byte_scale=4) == pytest.approx(4 * 1.6e9 / 160e9)
 
 
 def test_progress_is_untouched_without_the_variable(monkeypatch):
@@ -215,6 +217,9 @@ def test_the_for_loops_around_a_line_name_the_knobs_they_iterate():
 ROOT = ge.PACGAN_NOTEBOOK.parents[1]
 ESTIMATES = ROOT / "book" / "gpu_estimate.json"
 COLAB_MINUTES = 30
+# Lectures whose estimated `gpu` time exceeds COLAB_MINUTES, for their owners to cut (their
+# `gpu` knobs); empty it as they are fixed (the test fails when an entry fits, so it cannot go stale).
+KNOWN_OVER: set[str] = set()
 
 
 def test_lecture_4s_paper_protocol_is_read_from_the_lecture():
@@ -258,7 +263,9 @@ def test_every_lecture_fits_a_colab_session_at_gpu_by_the_recorded_estimate():
     lectures = {p.stem for p in (ROOT / "lectures").glob("[0-9]*.ipynb")}
     assert set(data["lectures"]) == lectures
     over = {k: round(v["gpu"] / 60, 1) for k, v in data["lectures"].items() if v["gpu"] > COLAB_MINUTES * 60}
-    assert not over, f"estimated minutes at `gpu` on a T4 above {COLAB_MINUTES}: {over}"
+    new = {k: v for k, v in over.items() if k not in KNOWN_OVER}
+    assert not new, f"estimated minutes at `gpu` on a T4 above {COLAB_MINUTES}: {new}"
+    assert not KNOWN_OVER - set(over), f"now within {COLAB_MINUTES} minutes: {KNOWN_OVER - set(over)}"
     for name in lectures:
         cells = ge.notebook_cells(ROOT / "lectures" / f"{name}.ipynb")
         has_paper = any(k.paper for k in ge.read_lecture(cells).knobs)
