@@ -650,9 +650,20 @@ def _budget_index(knobs: list[Knob], fors: dict) -> list:
 
 
 def _iter_knobs(it: ast.expr, bound: dict[str, set[int]], calls: dict[int, set[int]]) -> set[int]:
-    """The knobs a for's iterable reads: budget calls in it and names bound to knobs."""
-    found = {k for node in ast.walk(it) for k in calls.get(id(node), ())}
-    return found | {k for n in _loads(it) for k in bound.get(n, ())}
+    """The knobs whose size a for's iterable is: budget calls and names bound to knobs in it
+    (``SEEDS``, ``range(N)``, ``zip(M_LIST, ...)``), but not the items of a literal list or
+    tuple nor names inside a lambda (``for make in [lambda: Net(WIDTH), ...]`` runs twice)."""
+    found: set[int] = set()
+    todo = [it]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.List | ast.Tuple | ast.Set | ast.Dict | ast.Lambda):
+            continue
+        found |= calls.get(id(node), set())
+        if isinstance(node, ast.Name):
+            found |= bound.get(node.id, set())
+        todo.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _add_knobs(knobs: list[Knob], call: ast.Call, cell: int, label: str, names: dict) -> list[int]:
@@ -814,7 +825,7 @@ def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBO
 STEPS = re.compile(r"step|update|iter", re.I)  # the length of a loop: never a repetition of another
 WIDTH = re.compile(r"width|hidden|channel|size|side|latent|dim", re.I)  # each kernel × r²
 REPEAT = re.compile(r"unroll|epoch|layer|depth|critic", re.I)  # more kernels per step, r times
-BATCH = re.compile(r"seed|member|run|batch", re.I)  # stacked runs or a batch: each kernel r times the work
+EVALUATIONS = re.compile(r"curve|eval|every|log|plot|show", re.I)  # numbers of evaluations: not a batch
 RULES = (
     "A knob that the statement which ran a loop can see (its top-level statement in the cell, "
     "directly or through the names and the lecture's functions it uses) scales the loop by its "
@@ -825,8 +836,9 @@ RULES = (
     "FLOPs (in × out) and r times the bytes (the activations, batch × width), the largest r "
     "where there are several (each network has its own width); a count "
     "whose `ci` value is a dimension of the regular steps' tensors (a batch, seeds stacked into "
-    "one ensemble; below 3, where a dimension says nothing, a label of seeds, members, runs or "
-    "batches) makes every kernel r times the FLOPs and bytes; any other count (evaluation sizes, numbers "
+    "one ensemble; below 3, where a dimension says nothing, any count but one whose label says "
+    "it counts evaluations: curve, eval, every, log, plot, show) makes every kernel r times the "
+    "FLOPs and bytes; any other count (evaluation sizes, numbers "
     "of evaluations) scales only the work that some steps do besides the regular step "
     "(evaluations, logging), which grows by the largest ratio the statement sees. A knob that "
     "is a loop's length is never a repetition of another loop; a loop whose length matches no "
@@ -870,7 +882,7 @@ def knob_effect(knob: Knob, level: str, iterated: bool, dims: set[int]) -> tuple
     loop sees, by :data:`RULES`: a ``for`` around the loop iterates it, or its label says it
     repeats the step's kernels (unroll, layers, depth, critic steps, epochs): repeat; a width;
     a count whose `ci` value is a dimension of the regular steps' tensors (``dims``; a value
-    below 3 says nothing, so a label of seeds, members, runs or batches decides): a batch, each
+    below 3 says nothing: a batch unless its label says it counts evaluations): a batch, each
     kernel bigger; any other count (evaluation sizes, numbers of evaluations): the occasional
     work only."""
     r = knob.ratio(level)
@@ -880,7 +892,7 @@ def knob_effect(knob: Knob, level: str, iterated: bool, dims: set[int]) -> tuple
         return "width", r
     ci = knob.values["ci"]
     value = len(ci) if _int_list(ci) else ci
-    if (value >= 3 and value in dims) or (value < 3 and BATCH.search(knob.label)):
+    if (value >= 3 and value in dims) or (value < 3 and not EVALUATIONS.search(knob.label)):
         return "batch", r
     return "occasional", r
 

@@ -205,13 +205,15 @@ def test_the_for_loops_around_a_line_name_the_knobs_they_iterate():
     cells = [
         "SEEDS = budget(ci=[0], cpu=[0, 1], gpu=[0, 1, 2])\nN = budget(ci=2, cpu=4, gpu=8)",
         "for seed in SEEDS:\n    copies.append(net(seed))\ntrain(stack(copies))\n"
-        "out = [evaluate(i) for i in range(N)]",
+        "out = [evaluate(i) for i in range(N)]\n"
+        "for make in [lambda: Net(N), lambda: Net(2 * N)]:\n    train(make())",
     ]
     lecture = ge.read_lecture(cells)
     labels = lambda ks: {lecture.knobs[k].label for k in ks}  # noqa: E731
     assert labels(lecture.iterated_at(1, 2)) == {"SEEDS"}  # inside the for
     assert labels(lecture.iterated_at(1, 3)) == set()  # after it: the stacked copies train once
     assert labels(lecture.iterated_at(1, 4)) == {"N"}  # a comprehension over range(N)
+    assert labels(lecture.iterated_at(1, 6)) == set()  # two makers, whatever N is
 
 
 ROOT = ge.PACGAN_NOTEBOOK.parents[1]
