@@ -563,8 +563,21 @@ class Lecture:
     knobs: list[Knob]
     reach: dict[int, set[int]]  # code cell -> indices into knobs
     names: dict[str, Any]  # module-level names bound to literals (BATCH = 100)
-    statements: dict[int, list[tuple[int, int, set[int]]]] = field(default_factory=dict)
+    # code cell -> its top-level statements: (first line, last line, the knobs it sees through
+    # knob names and functions, and those it sees through any name it uses)
+    statements: dict[int, list[tuple[int, int, set[int], set[int]]]] = field(default_factory=dict)
     loops: dict[int, list[tuple[int, int, set[int]]]] = field(default_factory=dict)  # for / comprehensions
+    constants: dict[int, list[set[int]]] = field(default_factory=dict)  # per statement: int literals named
+
+    def constants_at(self, cell: int, line: int | None) -> set[int]:
+        """The integers bound to module-level names (``DEMO_STEPS = 400``) that the statement of
+        ``cell`` holding ``line`` reads: lengths that are the same at every level."""
+        for (first, last, *_), values in zip(
+            self.statements.get(cell, []), self.constants.get(cell, []), strict=False
+        ):
+            if line is not None and first <= line <= last:
+                return values
+        return set()
 
     def iterated_at(self, cell: int, line: int | None) -> set[int]:
         """The knobs that a ``for`` loop (or a comprehension) of ``cell`` around ``line`` iterates
@@ -573,12 +586,13 @@ class Lecture:
             return set()
         return {k for first, last, knobs in self.loops.get(cell, []) if first <= line <= last for k in knobs}
 
-    def reach_at(self, cell: int, line: int | None) -> set[int]:
-        """The knobs that the top-level statement of ``cell`` holding ``line`` sees (the whole
-        cell's where the line is unknown)."""
-        for first, last, knobs in self.statements.get(cell, []):
+    def reach_at(self, cell: int, line: int | None, carried: bool = True) -> set[int]:
+        """The knobs that the top-level statement of ``cell`` holding ``line`` sees, through any
+        name (``carried``) or through knob names and functions only (the whole cell's where the
+        line is unknown)."""
+        for first, last, direct, through_data in self.statements.get(cell, []):
             if line is not None and first <= line <= last:
-                return knobs
+                return through_data if carried else direct
         return self.reach.get(cell, set())
 
 
@@ -588,14 +602,18 @@ def read_lecture(cells: list[str]) -> Lecture:
     assignments made of knobs and arithmetic (``STEPS = budget(...)``, ``SEEDS =
     list(range(budget(...)))``, ``HALF = STEPS // 2``) and through the lecture's functions and
     classes it calls (their bodies, transitively). A name bound to the result of other code
-    (``vae = train(steps=STEPS)``) does not carry the knobs of that code."""
+    (``vae = train(steps=STEPS)``) does not carry the knobs of that code into what a cell sees;
+    it does into what a top-level statement sees (``Lecture.statements``, used for the loops it
+    runs: the network it trains was made with a width, its images with a size)."""
     knobs: list[Knob] = []
     names: dict[str, Any] = {}
     bound: dict[str, set[int]] = {}
     defs: dict[str, tuple[set[int], set[str]]] = {}
     inline: dict[int, set[int]] = {}
     loads: dict[int, set[str]] = {}
-    spans: dict[int, list[tuple[int, int, set[int], set[str]]]] = {}
+    spans: dict[int, list[tuple[int, int, set[int], set[int]]]] = {}
+    carry: dict[str, set[int]] = {}  # every name: the knobs of the code that made its value
+    constants: dict[int, list[set[int]]] = {}  # per statement: the integer literals it names
     fors: dict[int, list[tuple[int, int, ast.expr]]] = {}
     for index, source in enumerate(cells):
         try:
@@ -604,7 +622,7 @@ def read_lecture(cells: list[str]) -> Lecture:
             continue
         parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
         inline[index], loads[index] = set(), _loads(tree)
-        spans[index], fors[index] = [], []
+        spans[index], fors[index], constants[index] = [], [], []
         for node in ast.walk(tree):
             if isinstance(node, ast.For | ast.AsyncFor):
                 body = (node.body[0].lineno, max(n.end_lineno or n.lineno for n in node.body))
@@ -619,21 +637,34 @@ def read_lecture(cells: list[str]) -> Lecture:
                     mine[node] = _add_knobs(knobs, node, index, _labels(node, parents), names)
                     inline[index] |= set(mine[node])
             own = {k for ks in mine.values() for k in ks}
-            spans[index].append((stmt.lineno, stmt.end_lineno or stmt.lineno, own, _loads(stmt)))
+            # what the statement sees, data included: the network it trains carries its width
+            used = _loads(stmt)
+            direct, carried = own | _closure(used, bound, defs), own | _closure(used, carry, defs)
+            spans[index].append((stmt.lineno, stmt.end_lineno or stmt.lineno, direct, carried))
+            constants[index].append({names[n] for n in used if n in names and _is_int(names[n])})
             if isinstance(stmt, ast.FunctionDef | ast.ClassDef):
                 defs[stmt.name] = ({k for ks in mine.values() for k in ks}, _loads(stmt))
             elif isinstance(stmt, ast.Assign):
                 _bind(stmt, mine, bound, names)
+                made = own | _closure(_loads(stmt.value), carry, defs)
+                for target in stmt.targets:
+                    for t in target.elts if isinstance(target, ast.Tuple) else [target]:
+                        if isinstance(t, ast.Name):
+                            carry[t.id] = made
+                        elif isinstance(t, ast.Subscript | ast.Attribute):  # RESULTS[key] = ...: a part
+                            base = t
+                            while isinstance(base, ast.Subscript | ast.Attribute):
+                                base = base.value
+                            if isinstance(base, ast.Name):
+                                carry[base.id] = carry.get(base.id, set()) | made
     reach = {i: inline[i] | _closure(loads[i], bound, defs) for i in inline}
-    statements = {
-        i: [(a, b, own | _closure(used, bound, defs)) for a, b, own, used in spans[i]] for i in spans
-    }
+    statements = spans
     calls = {id(c): ks for c, ks in _budget_index(knobs, fors)}
     loops = {
         i: [(a, b, _iter_knobs(it, bound, calls)) for a, b, it in fors[i] if _iter_knobs(it, bound, calls)]
         for i in fors
     }
-    return Lecture(knobs, reach, names, statements, loops)
+    return Lecture(knobs, reach, names, statements, loops, constants)
 
 
 def _budget_index(knobs: list[Knob], fors: dict) -> list:
@@ -823,30 +854,33 @@ def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBO
 # How a knob that a loop's cell can see, other than its steps, changes the loop's work, by its
 # label (the name or keyword of the budget call):
 STEPS = re.compile(r"step|update|iter", re.I)  # the length of a loop: never a repetition of another
-WIDTH = re.compile(r"width|hidden|channel|size|side|latent|dim", re.I)  # each kernel × r²
-REPEAT = re.compile(r"unroll|epoch|layer|depth|critic", re.I)  # more kernels per step, r times
+WIDTH = re.compile(r"width|hidden|channel|latent|dim", re.I)  # each kernel: FLOPs × r², bytes × r
+SPATIAL = re.compile(r"size|side|resolution|pixel", re.I)  # an image's side: FLOPs and bytes × r²
+REPEAT = re.compile(r"layer|depth", re.I)  # the network's kernels per step, r times
+REPEAT_CALL = re.compile(r"unroll|epoch|critic", re.I)  # the same, when the training call is given it
 EVALUATIONS = re.compile(r"curve|eval|every|log|plot|show", re.I)  # numbers of evaluations: not a batch
 RULES = (
     "A knob that the statement which ran a loop can see (its top-level statement in the cell, "
-    "directly or through the names and the lecture's functions it uses) scales the loop by its "
-    "ratio r = value at the level / value at `ci`: a knob that a `for` around the loop iterates "
-    "(`for seed in SEEDS`, `for m in M_LIST`) runs the loop r times, as does one whose label "
-    "says it repeats the step's kernels (unroll, layer, depth, critic, epoch); a width (a label "
-    "with width, hidden, channel, size, side, latent or dim) makes every kernel r² times the "
-    "FLOPs (in × out) and r times the bytes (the activations, batch × width), the largest r "
-    "where there are several (each network has its own width); a count "
-    "whose `ci` value is a dimension of the regular steps' tensors (a batch, seeds stacked into "
-    "one ensemble; below 3, where a dimension says nothing, any count but one whose label says "
-    "it counts evaluations: curve, eval, every, log, plot, show) makes every kernel r times the "
-    "FLOPs and bytes; any other count (evaluation sizes, numbers "
-    "of evaluations) scales only the work that some steps do besides the regular step "
-    "(evaluations, logging), which grows by the largest ratio the statement sees. A knob that "
-    "is a loop's length is never a repetition of another loop; a loop whose length matches no "
-    "knob (a length derived from one, as steps // n_critic) is scaled by the largest ratio of "
-    "the loop lengths its statement sees. The work outside the loops, cell by cell: its kernels "
-    "by the product of the ratios of the knobs its cell can see (other than loop lengths), its "
-    "CPU time outside torch (Python, NumPy, plots; measured here, × cpu_factor for Colab's host) "
-    "by the largest of them."
+    "directly or through the names, data and the lecture's functions it uses) scales the loop "
+    "by its ratio r = value at the level / value at `ci`. A knob that a `for` around the loop "
+    "iterates (`for seed in SEEDS`, `for m in M_LIST`) runs the loop r times, as does one whose "
+    "label says it repeats the step's kernels (layer, depth; unroll, critic, epoch where the "
+    "statement names it). A channel width (a label with width, hidden, channel, latent or dim) "
+    "makes every kernel r² times the FLOPs (in × out) and r times the bytes (activations), the "
+    "largest r where there are several (each network has its own width); an image's side (size, "
+    "side) r² times both (pixels); a batch (by its label, or a count whose `ci` value is a "
+    "dimension of the regular steps' tensors: seeds stacked into one ensemble, images fitted "
+    "side by side; below 3, where a dimension says nothing, any count but one whose label says "
+    "it counts evaluations: curve, eval, every, log, plot, show) r times both. Any other count "
+    "(evaluation sizes, numbers of evaluations) scales only the work that some steps do besides "
+    "the regular step (evaluations, logging), which grows by the largest ratio the statement "
+    "sees. A knob that is a loop's length is never a repetition of another loop; a loop whose "
+    "length matches no knob (a length derived from one, as steps // n_critic) is scaled by the "
+    "largest ratio of the loop lengths its statement sees, one that is a module constant the "
+    "statement names (DEMO_STEPS = 400) stays as it is. The work outside the loops, cell by "
+    "cell: its kernels by the product of the ratios of the knobs its cell can see (other than "
+    "loop lengths), its CPU time outside torch (Python, NumPy, plots; measured here, × "
+    "cpu_factor for Colab's host) by the largest of them."
 )
 
 
@@ -868,7 +902,12 @@ def match_steps(
     the statement that ran the loop sees first (cell ``cell``, ``line``), then those its cell
     sees, else among all of the lecture's; the largest where several match (conservative).
     Returns (length or None, the matched knobs)."""
-    pools = (lecture.reach_at(cell, line), lecture.reach.get(cell, set()), set(range(len(lecture.knobs))))
+    pools = (
+        lecture.reach_at(cell, line, carried=False),
+        lecture.reach_at(cell, line),
+        lecture.reach.get(cell, set()),
+        set(range(len(lecture.knobs))),
+    )
     for pool in pools:
         found = {i: _level_value(lecture.knobs[i], steps, level) for i in pool}
         found = {i: v for i, v in found.items() if v is not None}
@@ -877,19 +916,29 @@ def match_steps(
     return None, set()
 
 
-def knob_effect(knob: Knob, level: str, iterated: bool, dims: set[int]) -> tuple[str, float]:
-    """("repeat" | "width" | "batch" | "occasional", r) for a knob that the statement running a
-    loop sees, by :data:`RULES`: a ``for`` around the loop iterates it, or its label says it
-    repeats the step's kernels (unroll, layers, depth, critic steps, epochs): repeat; a width;
-    a count whose `ci` value is a dimension of the regular steps' tensors (``dims``; a value
-    below 3 says nothing: a batch unless its label says it counts evaluations): a batch, each
-    kernel bigger; any other count (evaluation sizes, numbers of evaluations): the occasional
-    work only."""
+def knob_effect(
+    knob: Knob, level: str, iterated: bool, dims: set[int], direct: bool = True
+) -> tuple[str, float]:
+    """("repeat" | "width" | "spatial" | "batch" | "occasional", r) for a knob that the
+    statement running a loop sees (``direct``: through knob names and functions, not only
+    through the data it uses), by :data:`RULES`: a ``for`` around the loop iterates it, or its
+    label says it repeats the step's kernels (layers, depth; and, given to the call directly,
+    unroll, critic steps, epochs): repeat; a batch (by its label); a channel width; an image's
+    side; a count whose `ci` value is a dimension of the regular steps' tensors (``dims``; a
+    value below 3 says nothing: a batch unless its label says it counts evaluations): a batch,
+    each kernel bigger; any other count (evaluation sizes, numbers of evaluations): the
+    occasional work only."""
     r = knob.ratio(level)
-    if iterated or REPEAT.search(knob.label):
+    if iterated or REPEAT.search(knob.label) or (direct and REPEAT_CALL.search(knob.label)):
         return "repeat", r
+    if REPEAT_CALL.search(knob.label):  # given to another call, seen here through its results
+        return "occasional", r
+    if "batch" in knob.label.lower():
+        return "batch", r
     if WIDTH.search(knob.label):
         return "width", r
+    if SPATIAL.search(knob.label):
+        return "spatial", r
     ci = knob.values["ci"]
     value = len(ci) if _int_list(ci) else ci
     if (value >= 3 and value in dims) or (value < 3 and not EVALUATIONS.search(knob.label)):
@@ -923,19 +972,29 @@ def loop_seconds(
     steps, cell, line = first["steps"], first["cell"], first.get("line")
     seen = lecture.reach_at(cell, line)
     length, matched = match_steps(steps, cell, lecture, level, line)
+    if length is None and steps in lecture.constants_at(cell, line):  # DEMO_STEPS = 400: a constant
+        length = steps
     if length is None:  # a length derived from a knob (steps // n_critic): the largest step knob seen
         ratio = max((lecture.knobs[i].ratio(level) for i in seen & lengths), default=None)
         if ratio is None:
             ratio = max((lecture.knobs[i].ratio(level) for i in lengths), default=1.0)
         length = round(steps * ratio)
-    iterated = lecture.iterated_at(cell, line)
+    iterated, direct = lecture.iterated_at(cell, line), lecture.reach_at(cell, line, carried=False)
     others = [i for i in seen - matched - lengths if lecture.knobs[i].ratio(level) > 1]
     dims = {d for r in records for g in (r.get("groups") or [])[:1] for d in g.get("dims", [])}
+    sizes = [
+        k
+        for i in others
+        if knob_effect(k := lecture.knobs[i], level, False, set())[0] in ("width", "spatial")
+    ]
+    dims -= {k.values["ci"] for k in sizes if _is_int(k.values["ci"])}  # a width is not a batch
     effects = [
-        (lecture.knobs[i].label, *knob_effect(lecture.knobs[i], level, i in iterated, dims)) for i in others
+        (lecture.knobs[i].label, *knob_effect(lecture.knobs[i], level, i in iterated, dims, i in direct))
+        for i in others
     ]
     widest = max((r for _, kind, r in effects if kind == "width"), default=1.0)
-    batch = math.prod(r for _, kind, r in effects if kind == "batch")
+    pixels = max((r for _, kind, r in effects if kind == "spatial"), default=1.0) ** 2
+    batch = math.prod(r for _, kind, r in effects if kind == "batch") * pixels
     work = (widest**2 * batch, widest * batch)  # FLOPs (in × out × batch), bytes (batch × width)
     repeat = math.prod(r for _, kind, r in effects if kind == "repeat")
     largest = max((r for *_, r in effects), default=1.0)
@@ -1031,6 +1090,15 @@ def estimate_all(records_dir: Path, lectures_dir: Path, device: Device = T4) -> 
     return out
 
 
+def _rounded(value: Any) -> Any:
+    """``value`` with every float rounded to 4 significant digits (a readable estimates file)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``run`` notebooks with the counting on, ``estimate`` from the records, or
     time lecture 4's ``paper`` protocol on a GPU (``paper-probe``)."""
@@ -1055,7 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
         for notebook in args.notebooks:
             print(f"{notebook}: {run_notebook(notebook, args.out):.0f} s with the counting on", flush=True)
     elif args.command == "estimate":
-        result = estimate_all(args.records, args.lectures)
+        result = _rounded(estimate_all(args.records, args.lectures))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
         for name, e in result["lectures"].items():

@@ -661,22 +661,31 @@ def _minutes(seconds: float | None) -> str:
 def _estimate_method(estimates: dict[str, Any]) -> str:
     """How the estimated columns were made, with the model's constants (from the estimates file)."""
     d = estimates["device"]
-    return (
-        "The `gpu` and `paper` columns are **estimates**, not measurements: no GPU was at hand. "
-        "Each lecture ran at `ci` on the CPU with every operation of its training loops counted "
-        "(`gencourse.gpu_estimate`): floating-point operations by the formulas of PyTorch's "
-        "`FlopCounterMode`, bytes read and written, kernel launches and waits for the device, per "
-        "step. A loop's steps at `gpu` (or `paper`) are read from the lecture's `budget(...)` "
-        "calls, taking the larger where two calls have the same `ci` value. Each kernel is "
-        f"charged max(t_launch, F / (P·η) + B / (W·η_mem)) on a {d['name']}: P = "
-        f"{d['peak_flops'] / 1e12:g} TFLOP/s (FP32 peak), η = {d['flop_efficiency']:g}, W = "
-        f"{d['bandwidth'] / 1e9:g} GB/s, η_mem = {d['bandwidth_efficiency']:g}, t_launch = "
-        f"{d['launch_s'] * 1e6:g} µs (the floor of one eager PyTorch operation on Colab's host); "
-        f"each wait for the device costs {d['sync_s'] * 1e6:g} µs. "
-        + estimates.get("rules", "")
-        + " The `paper` column is shown for the lectures with a `paper=` knob (the opt-in level "
-        "`GENCOURSE_BUDGET=paper`); elsewhere `paper` is `gpu`. `make gpu-check` measures the "
-        "`gpu` column where a GPU is at hand."
+    return "\n".join(
+        [
+            "The `gpu` and `paper` columns are **estimates**, not measurements (`make gpu-estimate`; "
+            "`make gpu-check` measures the `gpu` column where a GPU is at hand). They are meant to "
+            "err on the long side. How they are made:",
+            "",
+            "- **Counted on the CPU.** Each lecture ran at `ci` with every operation counted "
+            "(`gencourse.gpu_estimate`): in its training loops, per step (the first step, which "
+            "allocates the optimiser's state, left out), and outside them, cell by cell: the "
+            "floating-point operations by the formulas of PyTorch's `FlopCounterMode`, the bytes "
+            "read and written, the kernels a GPU would launch and the waits for the device "
+            "(`.item()`, `float(t)`).",
+            f"- **Priced on a model of the {d['name']}.** Each kernel takes max(t_launch, F / (P·η) "
+            f"+ B / (W·η_mem)), with P = {d['peak_flops'] / 1e12:g} TFLOP/s (the FP32 peak), "
+            f"η = {d['flop_efficiency']:g} (what small layers reach), W = {d['bandwidth'] / 1e9:g} GB/s, "
+            f"η_mem = {d['bandwidth_efficiency']:g}, t_launch = {d['launch_s'] * 1e6:g} µs (the floor "
+            "of one eager PyTorch operation on Colab's host); each wait for the device costs "
+            f"{d['sync_s'] * 1e6:g} µs; CPU work outside torch takes {d['cpu_factor']:g}× the time "
+            "measured here. Kernels are summed, as if the host and the GPU never overlapped.",
+            "- **Scaled from `ci` to `gpu` and `paper`.** A loop's length at the level is read from "
+            "the lecture's `budget(...)` calls (the larger where two calls have the same `ci` "
+            "value). " + estimates.get("rules", ""),
+            "- The `paper` column is shown for the lectures with a `paper=` knob (the opt-in level "
+            "`GENCOURSE_BUDGET=paper`); elsewhere `paper` is `gpu`.",
+        ]
     )
 
 
