@@ -388,6 +388,7 @@ def test_timing_page_has_the_estimated_gpu_and_paper_columns_with_the_method(tmp
         "η_mem = 0.5",
         "t_launch = 20 µs",
         "50 µs",
+        "1.5× the time",
         "The rules.",
     ):
         assert constant in page, constant
