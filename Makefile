@@ -1,6 +1,7 @@
 # The two commands of the README, each doing all the set-up on a fresh machine:
 #   make book   build the book into _build/html, executing every notebook at the `cpu` budget
-#   make test   run the whole test suite at the `ci` budget (lint, package, notebooks)
+#   make test   run the whole test suite at the `ci` budget (lint, package, notebooks on the
+#               emulated GPU device of gencourse.strict_device)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ MATHJAX := book/_mathjax/mathjax/es5/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test test-strict lint sync clean browser malloc sandbox scoreboard timing assignments api release gpu-check
+.PHONY: book test test-strict lint sync clean browser malloc sandbox scoreboard timing assignments api release gpu-check gpu-estimate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,20 +70,29 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # Two workers, one thread each: two notebooks at a time on the 2-core machine.
+# The lecture notebooks run at `ci` with the course's device emulated as Apple's MPS
+# (gencourse.strict_device): an operation that mixes the device with CPU tensors, `.numpy()` of a
+# device tensor, or float64 on the device fails as it would on a GPU, and the lecture's line is
+# named. The arithmetic is the CPU's, bit for bit, so this run replaces the plain `ci` run of the
+# notebooks; the package tests under tests/ run on the plain CPU (tests/conftest.py switches the
+# mode off for them; tests/test_strict_device.py switches it on itself). The assignments compute
+# on the CPU and never ask for the device (tests/test_device_lint.py checks it), so the grader's
+# runs of their solutions need no strict mode. The strict run has its own model cache: a network
+# trained once per run by the first lecture that needs it, on the emulated device.
+STRICT_ENV := GENCOURSE_BUDGET=ci GENCOURSE_STRICT_DEVICE=mps OMP_NUM_THREADS=1 \
+  GENCOURSE_CACHE=$(CURDIR)/_build/model-cache-strict
 test: $(STAMP) $(MATHJAX) browser sandbox lint
-	rm -rf _build/results-ci
-	GENCOURSE_BUDGET=ci GENCOURSE_REQUIRE_BROWSER=1 OMP_NUM_THREADS=1 \
-	  GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci \
+	rm -rf _build/results-ci _build/model-cache-strict
+	$(STRICT_ENV) GENCOURSE_REQUIRE_BROWSER=1 GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci \
 	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20 -rs \
 	  --junitxml=_build/test-report.xml
 	$(BIN)/python -m gencourse.scoreboard --budget ci --results _build/results-ci --out _build/scoreboard-ci --check
 
-# The notebooks at `ci` with the course's device emulated as a GPU (gencourse.strict_device):
-# an operation that mixes the device with CPU tensors, `.numpy()` on it, or float64 on it (Apple
-# MPS has none) fails as it would on the hardware. To become part of `make test` once timed.
+# The notebooks alone, as `make test` runs them (strict device, `ci`): a quick check after
+# editing a lecture.
 test-strict: $(STAMP)
-	GENCOURSE_BUDGET=ci GENCOURSE_STRICT_DEVICE=mps OMP_NUM_THREADS=1 \
-	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax lectures
+	rm -rf _build/model-cache-strict
+	$(STRICT_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax lectures
 
 # The reproduction scoreboard (book/scoreboard.md and .json), lectures executed afresh at a
 # budget: make scoreboard BUDGET=cpu
@@ -90,7 +100,8 @@ BUDGET ?= cpu
 scoreboard: $(STAMP)
 	$(BIN)/python -m gencourse.scoreboard --budget $(BUDGET) --run
 
-# The timing report (book/timing.md): every notebook at `ci` (the tests) and `cpu` (the book).
+# The timing report (book/timing.md): every notebook at `ci` (the tests) and `cpu` (the book),
+# with the estimated T4 minutes at `gpu` and `paper` of book/gpu_estimate.json (make gpu-estimate).
 timing: test book
 	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu
 
@@ -118,9 +129,23 @@ release: $(STAMP)
 
 # Where a GPU is at hand (e.g. a Colab or cloud GPU machine): every lecture at the `gpu` budget,
 # any failing assert fails the target; the times and results go to the timing page's `gpu`
-# column and to _build/scoreboard-gpu.
+# column and to _build/scoreboard-gpu. Then lecture 4 at the opt-in `paper` budget, one setting
+# of its Table 1 (the GAN on the grid, its 10 runs as one ensemble, the paper's networks and
+# 400,000 updates), stopped after 30 minutes: the measured time per update, extrapolated to the
+# setting and to the table, goes to _build/paper-probe.json (compare the timing page's estimate).
 gpu-check: $(STAMP)
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs CUDA')"
 	rm -rf _build/results-gpu
 	$(BIN)/python -m gencourse.scoreboard --budget gpu --run --results _build/results-gpu --out _build/scoreboard-gpu
+	$(BIN)/python -m gencourse.gpu_estimate paper-probe --seconds 1800 --out _build/paper-probe.json
 	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu _build/results-gpu
+
+# The timing page's estimated columns without a GPU (book/gpu_estimate.json, read by `make
+# timing`): every lecture at `ci`, one at a time, with the work of every training loop counted
+# (gencourse.gpu_estimate: FLOPs, bytes, kernel launches per step), then the loops' lengths at
+# `gpu` and `paper` from the lectures' budget(...) calls and a model of a Colab T4. About twice
+# the lectures' `ci` time.
+gpu-estimate: $(STAMP)
+	rm -rf _build/flops-ci
+	OMP_NUM_THREADS=1 $(BIN)/python -m gencourse.gpu_estimate run lectures/*.ipynb --out _build/flops-ci
+	$(BIN)/python -m gencourse.gpu_estimate estimate --records _build/flops-ci --out book/gpu_estimate.json

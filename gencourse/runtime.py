@@ -95,9 +95,13 @@ def budget(*, ci: T, cpu: T, gpu: T, paper: T | None = None) -> T:
 def progress(iterable: Iterable[T], desc: str | None = None, total: int | None = None) -> Iterable[T]:
     """``iterable`` wrapped in a tqdm progress bar that stays on screen when done (the training
     loop of :mod:`gencourse.train` shows its running losses on it with ``set_postfix``); silent
-    at the ``ci`` budget or when ``GENCOURSE_QUIET=1``."""
+    at the ``ci`` budget or when ``GENCOURSE_QUIET=1``. With ``GENCOURSE_FLOPS`` set,
+    :func:`gencourse.gpu_estimate.watch` counts the work of its steps."""
     from tqdm.auto import tqdm
 
+    from gencourse.gpu_estimate import watch
+
+    iterable = watch(iterable, desc)  # counts each step's work when GENCOURSE_FLOPS is set (GPU estimate)
     quiet = os.environ.get("GENCOURSE_QUIET") == "1" or budget_level() == "ci"
     return tqdm(iterable, desc=desc, total=total, disable=quiet, leave=True)
 

@@ -351,3 +351,68 @@ def test_reader_pages_hold_no_development_history():
         assert re.search(r"(?<![\d.])\b(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b", "the build at 1faceda")
         for word in ("session", "clean clone", "fresh clone", " saved "):
             assert word not in text, f"{name} tells development history ({word!r})"
+
+
+ESTIMATES = {
+    "device": {
+        "name": "NVIDIA T4 (free Colab)",
+        "peak_flops": 8.1e12,
+        "bandwidth": 320e9,
+        "flop_efficiency": 0.25,
+        "bandwidth_efficiency": 0.5,
+        "launch_s": 20e-6,
+        "sync_s": 50e-6,
+        "cpu_factor": 1.5,
+    },
+    "rules": "The rules.",
+    "lectures": {"01_vae": {"gpu": 754.0, "paper": None}, "04_pacgan": {"gpu": 1500.0, "paper": 36000.0}},
+}
+
+
+def test_timing_page_has_the_estimated_gpu_and_paper_columns_with_the_method(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    measured = {"ci": {"01_vae": 17.0, "04_pacgan": 14.0}, "cpu": {"01_vae": 325.0, "04_pacgan": 297.0}}
+    page = render_timing(measured, "m", "d", estimates=ESTIMATES)
+    assert (
+        "| lecture | `ci` (s) | `cpu` (s) | `gpu` on a T4, estimated (min) | `paper` on a T4, estimated (min) |"
+        in page
+    )
+    assert "| 01_vae | 17 | 325 | 13 | – |" in page and "| 04_pacgan | 14 | 297 | 25 | 600 |" in page
+    assert "| **total** | 31 | 622 | 38 | 600 |" in page
+    for constant in (
+        "8.1 TFLOP/s",
+        "η = 0.25",
+        "320 GB/s",
+        "η_mem = 0.5",
+        "t_launch = 20 µs",
+        "50 µs",
+        "1.5× the time",
+        "The rules.",
+    ):
+        assert constant in page, constant
+    assert "estimated" not in render_timing(measured, "m", "d").split("| --- |")[0].splitlines()[-1]
+    # the book's scheduler still reads the `cpu` column
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("execute_book", root / "tools" / "execute_book.py")
+    execute_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(execute_book)
+    (tmp_path / "timing.md").write_text(page)
+    assert execute_book.measured_seconds(tmp_path / "timing.md", tmp_path) == {
+        "01_vae": 325.0,
+        "04_pacgan": 297.0,
+    }
+
+
+def test_the_timing_command_reads_the_estimates_file(tmp_path, monkeypatch):
+    results = tmp_path / "results-cpu"
+    monkeypatch.setenv("GENCOURSE_RESULTS", str(results))
+    monkeypatch.setenv("GENCOURSE_BUDGET", "cpu")
+    record_timing("01_vae", 300.0)
+    (tmp_path / "est.json").write_text(json.dumps(ESTIMATES))
+    args = ["--budget", "cpu", "--timing", str(results), "--out", str(tmp_path)]
+    assert scoreboard.main([*args, "--estimates", str(tmp_path / "est.json")]) == 0
+    assert "| 01_vae | 300 | 13 | – |" in (tmp_path / "timing.md").read_text()
+    assert scoreboard.main([*args, "--estimates", str(tmp_path / "missing.json")]) == 0
+    assert "| 01_vae | 300 |\n" in (tmp_path / "timing.md").read_text()

@@ -351,3 +351,97 @@ def test_to_another_tensor_takes_its_device_and_dtype(cuda):
     assert moved.device.type == "cuda" and moved.dtype == torch.float32
     back = torch.ones(2, device=cuda, dtype=torch.int64).to(torch.zeros(1, dtype=torch.float64))
     assert back.device.type == "cpu" and back.dtype == torch.float64
+
+
+# --------------------------------------------------------------------------------------------
+# `make test` runs the lecture notebooks strict: its configuration, and a planted notebook run
+# under exactly that configuration
+
+
+def _makefile_strict_env(curdir: str) -> dict[str, str]:
+    """The variables of the Makefile's STRICT_ENV, with $(CURDIR) replaced by ``curdir``."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    body = re.search(r"^STRICT_ENV := ((?:.*\\\n)*.*)$", text, re.M).group(1).replace("\\\n", " ")
+    return dict(item.split("=", 1) for item in body.replace("$(CURDIR)", curdir).split())
+
+
+def _make_recipe(target: str) -> str:
+    """The recipe of a Makefile target (its tab-indented lines, continuations joined)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    block = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", text, re.M).group(1)
+    return block.replace("\\\n", " ")
+
+
+def test_make_test_runs_the_lecture_notebooks_strict_with_float64_refused():
+    env = _makefile_strict_env("/x")
+    assert env["GENCOURSE_STRICT_DEVICE"] == "mps" and env["GENCOURSE_BUDGET"] == "ci"
+    assert env["GENCOURSE_CACHE"] == "/x/_build/model-cache-strict"  # its own model cache
+    recipe = _make_recipe("test")
+    runs = [line for line in recipe.splitlines() if "pytest" in line]
+    assert len(runs) == 1, runs  # one run: the package tests plain, the notebooks strict
+    assert "$(STRICT_ENV)" in runs[0] and "--nbval-lax tests lectures" in runs[0]
+    # the strict run writes the results that the scoreboard check reads
+    assert "GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci" in runs[0]
+    assert "--results _build/results-ci" in recipe and "--check" in recipe
+
+
+PLANTED_CELLS = [
+    "import torch\nfrom gencourse.runtime import get_device\nDEVICE = get_device()\nv = torch.randn(4, device=DEVICE)",
+    # issue 23's lecture 1 line: CPU steps times a device vector
+    "walk = torch.linspace(-1.5, 1.5, 7)[:, None] * v",
+    # float64 on the device, as lecture 7's `copy.deepcopy(clf).double()` was
+    "total = v.double().exp().sum().item()",
+    # the fixed lines
+    "walk = torch.linspace(-1.5, 1.5, 7, device=DEVICE)[:, None] * v\n"
+    "total = v.cpu().double().exp().sum().item()\nassert DEVICE.type == 'mps'",
+]
+
+
+def test_a_planted_notebook_fails_under_make_tests_strict_run(tmp_path):
+    """A notebook with the two kinds of defect, run by nbval with the Makefile's STRICT_ENV: the
+    mixed-device cell and the float64 cell fail (naming the line), the fixed cell passes."""
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in PLANTED_CELLS]
+    nbformat.write(nb, tmp_path / "planted.ipynb")
+    env = {**os.environ, **_makefile_strict_env(str(tmp_path))}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "planted.ipynb",
+            "-rA",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    assert "2 failed, 2 passed" in text, text[-3000:]
+    assert "Expected all tensors to be on the same device" in text
+    assert "MPS framework doesn't support float64" in text
+    failed = {
+        line.split(" - ")[0].removeprefix("FAILED ")
+        for line in text.splitlines()
+        if line.startswith("FAILED")
+    }
+    assert failed == {"planted.ipynb::Cell 1", "planted.ipynb::Cell 2"}, failed
