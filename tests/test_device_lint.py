@@ -92,7 +92,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "lectures/06_deep_image_prior.py",
         "torch.from_numpy(skdata.camera()[100:212:4, 200:312:4].astype(np.float32) / 255)",
     ): DATA,
-    ("lectures/06_deep_image_prior.py", "torch.zeros(1, 1, 28, 28)"): MODULE,
     (
         "lectures/07_interpretability_adversarial.py",
         "torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))",
