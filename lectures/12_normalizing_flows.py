@@ -318,11 +318,12 @@ assert math.isclose(general.item(), diagonal.item(), rel_tol=1e-10)
 #
 # `gencourse.flows.AffineCoupling(dim, hidden, mask)` implements the layer with one MLP
 # $D \to$ `hidden` $\to$ `hidden` $\to 2D$ for $(s, t)$, and bounds the log-scale as
-# $s = \text{scale} \odot \tanh(\cdot)$ with a learnable scale per coordinate (as the paper's
-# code does, to keep early training stable); its last layer starts at zero, so a fresh layer is
-# the identity. The cell takes a layer with **random** weights in float64, computes its full
-# Jacobian with `torch.autograd.functional.jacobian`, and checks the block structure, the
-# log-determinant (against `torch.linalg.slogdet` of the whole matrix) and the inverse.
+# $s = \text{scale} \odot \tanh(\cdot)$ with a learnable scale per coordinate (a common choice in
+# RealNVP implementations, which keeps early training stable); its last layer starts at zero,
+# so a fresh layer is the identity. The cell takes a layer with **random** weights in float64,
+# computes its full Jacobian with `torch.autograd.functional.jacobian`, and checks the block
+# structure, the log-determinant (against `torch.linalg.slogdet` of the whole matrix) and the
+# inverse.
 
 
 # %%
