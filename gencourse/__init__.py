@@ -5,7 +5,8 @@ One module per idea of the course (see the book's "How this course is built" pag
 ``plotting``, and the modules that later lectures add.
 """
 
-from gencourse.runtime import budget, budget_level, fit, get_device, progress, seed_everything
+from gencourse.runtime import budget, budget_level, get_device, progress, seed_everything
+from gencourse.train import fit
 
 __all__ = ["budget", "budget_level", "fit", "get_device", "progress", "seed_everything"]
 __version__ = "0.1.0"

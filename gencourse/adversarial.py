@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gencourse.nets import mlp, train_classifier
-from gencourse.runtime import fit
+from gencourse.train import fit
 
 Transform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gencourse.runtime import fit
+from gencourse.train import fit
 from gencourse.vae import bernoulli_log_likelihood
 
 MASK_TYPES = ("A", "B")

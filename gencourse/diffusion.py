@@ -39,7 +39,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from gencourse.cache import cached_training
-from gencourse.runtime import fit, seed_everything
+from gencourse.runtime import seed_everything
+from gencourse.train import fit
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -579,7 +580,7 @@ def train_diffusion(
     desc: str = "diffusion",
 ) -> dict[str, list[float]]:
     """Minimise :func:`ddpm_loss` by Adam over random mini-batches of ``data`` (N, ...) with
-    :func:`gencourse.runtime.fit`. With ``labels`` (N,), the network is called
+    :func:`gencourse.train.fit`. With ``labels`` (N,), the network is called
     ``model(xₜ, t, y)`` and each label is replaced by ∅ (``model.n_classes``) with probability
     ``p_uncond``, so that one network learns ε(x, t, y) and ε(x, t, ∅) (classifier-free guidance).
     Returns the history {"step", "loss"}."""

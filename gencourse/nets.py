@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from gencourse.cache import cached_training
-from gencourse.runtime import fit, seed_everything
+from gencourse.runtime import seed_everything
+from gencourse.train import fit
 
 
 def mlp(
@@ -84,7 +85,7 @@ def train_classifier(
     schedule: str = "constant",
 ) -> dict[str, list[float]]:
     """Train ``model`` by Adam on the cross-entropy −log softmax(f(x))_y over random
-    mini-batches, with the learning-rate ``schedule`` of :func:`gencourse.runtime.fit`
+    mini-batches, with the learning-rate ``schedule`` of :func:`gencourse.train.fit`
     (``"constant"`` or ``"cosine"``); returns the history ``{"step", "loss", "accuracy"}``."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencourse.runtime import fit
+from gencourse.train import fit
 
 # --------------------------------------------------------------------------------------------
 # Segmentation: Dice coefficient and losses

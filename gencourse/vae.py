@@ -22,7 +22,8 @@ from torch.nn import functional as F
 from gencourse.cache import cached_training
 from gencourse.divergences import kl_gaussian
 from gencourse.nets import mlp
-from gencourse.runtime import fit, seed_everything
+from gencourse.runtime import seed_everything
+from gencourse.train import fit
 
 LOG_2PI = math.log(2 * math.pi)
 
