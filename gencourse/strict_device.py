@@ -471,6 +471,8 @@ class StrictDeviceMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _TO:
             return self._to(func, args, kwargs)
+        if func is torch._C._nn._parse_to:  # Module.to's argument parser: keep the logical device
+            return func(*args, **kwargs)
         if func in _HOST_VIEWS and isinstance(args[0], DeviceTensor):  # CUDA copies to the host
             return func(args[0]._elem, *args[1:], **kwargs)
         if func is torch.Tensor.numpy and isinstance(args[0], DeviceTensor) and kwargs.get("force"):

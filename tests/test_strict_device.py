@@ -144,6 +144,24 @@ def test_module_to_moves_parameters_and_buffers_in_place(cuda):
     assert net.cpu()[0].weight.device.type == "cpu"
 
 
+@pytest.mark.parametrize(
+    "move",
+    [
+        lambda net, d: net.to(d),
+        lambda net, d: net.to(device=d),
+        lambda net, d: net.to(d, torch.float32),
+        lambda net, d: net.to(device=d, dtype=torch.float32),
+    ],
+    ids=["positional", "device=", "positional dtype", "device= dtype="],
+)
+def test_module_to_honours_every_way_of_naming_the_device(cuda, move):
+    """Module.to parses its arguments with torch._C._nn._parse_to; the keyword form once stayed
+    on the CPU (the mode rewrote the parser's device= as if it were a factory's)."""
+    net = move(nn.Linear(3, 4), cuda)
+    assert all(p.device.type == "cuda" for p in net.parameters())
+    assert net.to(device="cpu").weight.device.type == "cpu"
+
+
 def _train(device: torch.device, optimiser: str) -> list[float]:
     """A small MLP with batch norm, 8 Adam steps on random mini-batches: the loss history."""
     gen = torch.Generator().manual_seed(0)
