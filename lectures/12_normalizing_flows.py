@@ -487,7 +487,7 @@ ROTATION = torch.tensor([[1.0, -1.0], [1.0, 1.0]]) / math.sqrt(2)  # 45°, det =
 FLOW_2D = budget(
     ci=dict(hidden=16, n_layers=4, steps=150, batch=256, lr=2e-3),
     cpu=dict(hidden=64, n_layers=8, steps=2_000, batch=256, lr=2e-3),
-    gpu=dict(hidden=128, n_layers=12, steps=20_000, batch=512, lr=1e-3),
+    gpu=dict(hidden=64, n_layers=8, steps=5_000, batch=512, lr=1e-3),
 )
 FLOW_SEEDS = list(range(budget(ci=2, cpu=3, gpu=5)))
 print(f"flow at budget '{LEVEL}': {FLOW_2D}; seeds {FLOW_SEEDS}")
@@ -586,7 +586,7 @@ GAN_RUN = budget(
     cpu={**GAN_PROTOCOL, "steps": 2_000},  # lecture 4's cpu protocol, half as many updates
     gpu={**GAN_PROTOCOL, "steps": 20_000},  # lecture 4's gpu protocol
 )
-GAN_MEMBERS = budget(ci=2, cpu=3, gpu=10)  # runs per setting
+GAN_MEMBERS = budget(ci=2, cpu=3, gpu=5)  # runs per setting
 print(f"GAN protocol at budget '{LEVEL}': {GAN_RUN}, {GAN_MEMBERS} runs per setting")
 
 
@@ -1028,15 +1028,15 @@ assert torch.allclose(fresh_ll.double(), indep_ll, atol=1e-2)  # float32 roundin
 # is reported with one draw of $u$ per image ($\mathcal L_1$) and with $K$ draws ($\mathcal L_K$).
 
 # %%
-n_eval = budget(ci=500, cpu=1_000, gpu=10_000)  # the first test digits, as lectures 0 and 1
+n_eval = budget(ci=500, cpu=1_000, gpu=1_000)  # the first test digits, as lectures 0 and 1
 x_eval_bin = x_test_bin[:n_eval]
 print(f"{len(x_train_bin):,} training and {len(x_eval_bin):,} test images ({train_set.source} MNIST)")
 FLOW_MNIST = budget(
     ci=dict(hidden=32, n_layers=2, steps=60, batch=100, lr=1e-3),
     cpu=dict(hidden=128, n_layers=4, steps=1_000, batch=100, lr=1e-3),
-    gpu=dict(hidden=512, n_layers=8, steps=20_000, batch=100, lr=1e-3),
+    gpu=dict(hidden=256, n_layers=6, steps=5_000, batch=100, lr=1e-3),
 )
-K_BOUND = budget(ci=4, cpu=16, gpu=64)
+K_BOUND = budget(ci=4, cpu=16, gpu=32)
 
 
 def train_mnist_flow(
@@ -1086,13 +1086,13 @@ assert torch.all(lk_bin >= l1_bin - 1e-9)  # L_1 ≤ L_K for every image (Jensen
 print(f"flow: {FLOW_MNIST}, {FLOW_BIN_TIME:.0f} s of training")
 
 # %%
-VAE_STEPS = budget(ci=300, cpu=1_000, gpu=60_000)
+VAE_STEPS = budget(ci=300, cpu=1_000, gpu=10_000)
 PCNN = budget(
     ci=dict(channels=8, n_layers=2, steps=40, batch=32),
     cpu=dict(channels=16, n_layers=3, steps=400, batch=32),
-    gpu=dict(channels=64, n_layers=8, steps=20_000, batch=64),
+    gpu=dict(channels=32, n_layers=5, steps=5_000, batch=64),
 )
-K_IS = budget(ci=32, cpu=100, gpu=5_000)
+K_IS = budget(ci=32, cpu=100, gpu=500)
 images_eval = x_eval_bin.view(-1, 1, 28, 28).to(DEVICE)
 t = time.perf_counter()
 vae, _ = trained_mnist_vae(x_train_bin.view(-1, 1, 28, 28), VAE_STEPS, latent_dim=20, seed=0, device=DEVICE)
