@@ -431,7 +431,6 @@ assert terms[:, T].mean() < 1e-3
 # compensates.
 
 # %%
-
 # L_t = λ_t ‖ε − ε_θ‖² draw by draw, for a wrong network, against torch.distributions
 lam = elbo_weights(B64)
 
