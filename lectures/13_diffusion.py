@@ -167,6 +167,7 @@ cos_ab = alpha_bars(cosine_betas(T, dtype=torch.float64))
 print(f"linear: ᾱ_0 = {AB64[0]:.6f}, ᾱ_499 = {AB64[499]:.4f}, ᾱ_999 = {AB64[-1]:.2e}")
 print(f"cosine: ᾱ_0 = {cos_ab[0]:.6f}, ᾱ_499 = {cos_ab[499]:.4f}, ᾱ_999 = {cos_ab[-1]:.2e}")
 assert AB64[-1] < 1e-4 and cos_ab[-1] < 1e-4  # both end in (almost) pure noise
+assert cos_ab[499] > 5 * AB64[499]  # the cosine schedule keeps more signal half-way
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 for ab, name in ((AB64, "linear"), (cos_ab, "cosine")):
@@ -418,6 +419,7 @@ print(f"  p_θ = N({m_p:.4f}, {math.sqrt(V_p):.4f}²) against the data's N({MU1}
 assert gap.mean() > 3 * se_gap and cross_entropy >= entropy
 assert abs(m_p - MU1) < 0.01 and abs(math.sqrt(V_p) - S1) < 0.01
 assert terms[:, T].mean() < 1e-3
+assert gap.mean() > 0.1 and terms[:, 0].mean() < 0  # the gap and the sign of L_rec, discussed below
 
 # %% [markdown]
 # The exact denoiser's chain reproduces the data's distribution (its $p_\theta$ is printed), yet
@@ -688,8 +690,9 @@ for hq in hq_exact.values():  # the statements of the text below
 # embedding added to each, trained with the simple loss on the data divided by their standard
 # deviation (the printed `SCALE`, so that the data have unit variance like the noise), Adam
 # (learning rate $4 \cdot 10^{-3}$ with a cosine decay), batches of 256 points, the $T = 1000$ linear
-# schedule. The table samples by DDIM with $\eta = 0$ and 100 steps (the exact denoiser needs
-# about that many, Section 3). One ingredient matters a lot: the network sees $x$ through a
+# schedule. The table samples on 100 steps (the exact denoiser needs about that many, Section 3)
+# with $\eta = 1$, DDPM's noise level on the subsequence (the curves below compare it with
+# $\eta = 0$ for this trained network). One ingredient matters a lot: the network sees $x$ through a
 # **positional encoding**, $[x, \sin(2^k\pi x), \cos(2^k\pi x)]_{k<4}$ coordinate-wise, as it
 # sees $t$. At low noise the exact $\varepsilon^*$ of this grid is a saw-tooth in $x$ (slope
 # $1/\sqrt{1-\bar\alpha_t}$ inside each of the 25 cells), which a small MLP fed with raw coordinates
@@ -742,7 +745,7 @@ def grid_runs(
 
 t_diff = time.perf_counter()
 grid_net = train_grid(len(SEEDS), GRID_OCTAVES, seed=0)
-grid_samples = grid_runs(grid_net, len(SEEDS), GRID_SAMPLE_STEPS)
+grid_samples = grid_runs(grid_net, len(SEEDS), GRID_SAMPLE_STEPS, eta=1.0)
 diff_seconds = time.perf_counter() - t_diff
 stats = [grid_quality(grid_samples[i]) for i in range(len(SEEDS))]
 RESULTS = {
@@ -753,9 +756,9 @@ RESULTS = {
 }
 RESULTS["diffusion"]["high_quality"] *= 100
 print(
-    f"diffusion: {GRID_STEPS:,} steps × {len(SEEDS)} runs, DDIM with {GRID_SAMPLE_STEPS} steps, in {diff_seconds:.0f} s"
+    f"diffusion: {GRID_STEPS:,} steps × {len(SEEDS)} runs, sampled on {GRID_SAMPLE_STEPS} steps (η = 1), in {diff_seconds:.0f} s"
 )
-plain = grid_quality(grid_runs(train_grid(1, 0, seed=1), 1, GRID_SAMPLE_STEPS)[0])
+plain = grid_quality(grid_runs(train_grid(1, 0, seed=1), 1, GRID_SAMPLE_STEPS, eta=1.0)[0])
 print(
     f"the same network without the positional encoding (one run): {plain['modes']} modes, "
     f"{100 * plain['high_quality']:.1f} % high quality"
@@ -899,22 +902,31 @@ if LEVEL != "ci":  # the statements of the text below, at the cpu budget
     assert invalid(BASELINES["uniform on the data's box"]) and invalid(BASELINES["one Gaussian fitted"])
     assert beyond_spread(DIFF["modes"], GAN["modes"], higher_is_better=True)
     assert beyond_spread(DIFF["reverse_kl"], GAN["reverse_kl"], higher_is_better=False)
+    assert not invalid(GAN) and np.median(GAN["modes"]) < 10  # sharp, but most runs collapse
     assert invalid(RESULTS["PacGAN2"]) and plain["high_quality"] < 0.7
+    i100 = CURVE_STEPS.index(100)  # the trained network: the stochastic sampler is better
+    assert beyond_spread(curve_hq[1.0][i100], curve_hq[0.0][i100], higher_is_better=True)
+    assert all(curve_hq[eta][0].mean() < 10 for eta in (0.0, 1.0))  # and 5 steps fail, as for ε*
 
 # %% [markdown]
 # **Reading the table** (each statement asserted at the `cpu` budget). The diffusion model passes
 # the 70 % rule and captures at least 24 of the 25 modes on average, more modes than the GAN of
 # lecture 4's protocol and with a lower reverse KL (its high-quality samples fill the modes
 # evenly), both beyond two standard errors over the runs (`beyond_spread`). The GAN's own
-# samples pass the rule too, but most of its runs collapse onto a few modes; PacGAN2, at this
-# protocol, fails the rule (lecture 4's finding). Noise and the single Gaussian fail it as well,
+# samples pass the rule too (what it makes is sharp), but most of its runs collapse onto a few
+# modes (the median run holds fewer than 10); PacGAN2, at this protocol, fails the rule
+# (lecture 4's finding). Noise and the single Gaussian fail it as well,
 # and the true mixture sets the ceiling. The same network without the positional encoding fails
 # the rule: the benchmark measures the denoiser's precision at low noise as much as the method.
 #
 # Nothing in the diffusion model is adversarial: the network regresses the noise, every mode of
 # the training data contributes to the loss, and no mechanism rewards dropping one. The price is
-# paid at sampling time, as the curves show: the trained network needs at least as many steps as
-# the exact denoiser, because its error adds to the sampler's. The comparison is between
+# paid at sampling time, as the curves show: like the exact denoiser, the trained network fails
+# with 5 steps, and its error adds to the sampler's. Unlike the exact denoiser, the trained
+# network does better with the stochastic sampler ($\eta = 1$) than with the deterministic one at
+# 100 steps, beyond two standard errors over the runs. One explanation, not tested here: the
+# fresh noise of each stochastic step can wash out part of the network's earlier errors, which
+# the deterministic sampler carries along to the end. The comparison is between
 # protocols, not a tuned race (the cell below prints the sizes of the networks), and the GAN rows
 # are lecture 4's protocol, which lecture 4 found too short for PacGAN.
 
@@ -941,7 +953,7 @@ record(
         "reverse_kl": mean_std(DIFF["reverse_kl"])[0],
     },
     lecture="13_diffusion",
-    description="diffusion model (MLP denoiser with positional encoding, DDIM 100 steps) on lecture 4's 2-D grid: modes, high-quality % and reverse KL (means over runs, 2,500 samples each)",
+    description="diffusion model (MLP denoiser with positional encoding, 100 steps with η = 1) on lecture 4's 2-D grid: modes, high-quality % and reverse KL (means over runs, 2,500 samples each)",
     unit="modes of 25; high-quality %; reverse KL (not compared with the baselines)",
     seeds=SEEDS,
     wall_time_s=DIFF["seconds"],
@@ -968,7 +980,14 @@ record(
 # inverse fold. Each residual block (group norm, SiLU, $3 \times 3$ convolutions) adds a learned
 # projection of the embedding of $t$ (sinusoidal features of the index, as in Ho et al.) and of
 # the digit's label $y$, where one extra label value $\varnothing$ means "no label". Pixels are
-# mapped to $[-1, 1]$. The network is trained once, with the simple loss, the labels replaced by
+# mapped to $[-1, 1]$. The network's raw output $F$ is read as the *velocity*
+# $v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1 - \bar\alpha_t}\,x$ {cite}`salimans2022progressive`, so it returns
+# $\varepsilon = \sqrt{1 - \bar\alpha_t}\, x_t + \sqrt{\bar\alpha_t}\, F$ (the closed form solved for $\varepsilon$;
+# the loss is still the simple ε-loss). The reason: Tweedie's $\hat x = (x_t - \sqrt{1-\bar\alpha_t}\,
+# \varepsilon_\theta)/\sqrt{\bar\alpha_t}$ multiplies a raw ε-network's error by $1/\sqrt{\bar\alpha_t}$, about 160 at the
+# last index of the linear schedule, while here $\varepsilon \approx x_t$ holds at high noise by
+# construction and the network's error enters $\hat x$ with a factor at most 1.
+# The network is trained once, with the simple loss, the labels replaced by
 # $\varnothing$ with probability 0.2, so that the one network learns both $\varepsilon(x_t, t, y)$ and
 # $\varepsilon(x_t, t, \varnothing)$ (used for guidance below). **Unconditional samples** use
 # $\varnothing$ throughout.
@@ -1012,7 +1031,7 @@ gan_g.eval()
 print(f"judge: test accuracy {clf_acc:.3f}; references ready in {time.perf_counter() - t_refs:.0f} s")
 
 UNET_WIDTH = budget(ci=8, cpu=16, gpu=32)
-UNET_STEPS = budget(ci=40, cpu=3_000, gpu=20_000)
+UNET_STEPS = budget(ci=40, cpu=2_000, gpu=20_000)
 P_UNCOND = 0.2
 t_unet = time.perf_counter()
 unet, unet_history = trained_diffusion(
@@ -1024,7 +1043,7 @@ unet, unet_history = trained_diffusion(
     config={"width": UNET_WIDTH, "n_classes": 10},
     device=DEVICE,
     batch_size=128,
-    lr=2e-3,
+    lr=3e-3,
     seed=0,
     labels=train_set.labels,
     p_uncond=P_UNCOND,
@@ -1032,6 +1051,7 @@ unet, unet_history = trained_diffusion(
 )
 unet.requires_grad_(False)
 unet_seconds = time.perf_counter() - t_unet
+assert 150 < 1 / math.sqrt(float(ABARS[-1])) < 170  # the amplification of a raw ε-error at the last index
 n_unet = sum(p.numel() for p in unet.parameters())
 print(f"U-Net: {n_unet:,} parameters, {UNET_STEPS:,} steps of 128 images in {unet_seconds:.0f} s")
 print(
@@ -1151,10 +1171,71 @@ fid = {name: stat(name, "FID")[0] for name in SCORES}
 print(
     f"confident fraction: diffusion {conf['diffusion']:.3f}, DCGAN {conf['GAN']:.3f}, real {conf['real (floor)']:.3f}"
 )
+noise_images = torch.rand(N_IMG, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+mean_images = train_set.images.mean(0, keepdim=True).expand(N_IMG, 1, 28, 28)
+conf_trivial = {
+    "uniform noise": confident_fraction(noise_images),
+    "the mean image": confident_fraction(mean_images),
+}
+print(
+    "confident fraction of trivial generators: " + ", ".join(f"{k} {v:.3f}" for k, v in conf_trivial.items())
+)
+
+
+def better_fid(a: str, b: str) -> bool:
+    """a's FID is lower than b's by more than two standard errors over the sets of samples."""
+    va, vb = np.array([x["FID"] for x in SCORES[a]]), np.array([x["FID"] for x in SCORES[b]])
+    return va.mean() - vb.mean() < -2 * math.sqrt(va.var(ddof=1) / len(va) + vb.var(ddof=1) / len(vb))
+
+
 if LEVEL != "ci":  # the statements of the text below, at the cpu budget
-    assert conf["diffusion"] >= conf["GAN"]  # the issue's bar: at least the DCGAN's confident share
-    assert fid["diffusion"] < min(fid["mode-dropped"], fid["blurred"])
-    assert fid["diffusion"] > fid["real (floor)"]
+    assert better_fid("diffusion", "mode-dropped") and better_fid("diffusion", "blurred")
+    assert better_fid("GAN", "diffusion") and better_fid("VAE", "diffusion")
+    assert conf["diffusion"] < conf["GAN"]  # the issue's bar is not reached at this budget
+    assert conf_trivial["the mean image"] >= max(conf[g] for g in ("diffusion", "GAN", "VAE"))
+    assert conf_trivial["uniform noise"] < 0.5 * conf["diffusion"]
+record(
+    "diffusion/mnist_fid",
+    fid["diffusion"],
+    lecture="13_diffusion",
+    description=f"small U-Net diffusion model, unconditional, DDIM {SAMPLE_STEPS} steps: FID in MNIST-classifier features, {N_IMG:,} samples against 5,000 reference images",
+    unit="",
+    seeds=[0],
+    wall_time_s=unet_seconds,
+    higher_is_better=False,
+    baseline={f"{k} real digits": fid[k] for k in ("mode-dropped", "blurred")},
+    spread=stat("diffusion", "FID")[1],
+    note=(
+        f"{UNET_STEPS:,} training steps, {n_unet:,} parameters; spread over {N_SETS} sets of samples (one training seed); "
+        f"same table: DCGAN {fid['GAN']:.2f}, VAE {fid['VAE']:.2f}, real against real (floor) {fid['real (floor)']:.2f}"
+    ),
+)
+record(
+    "diffusion/mnist_confident_fraction",
+    conf["diffusion"],
+    lecture="13_diffusion",
+    description="small U-Net diffusion model, unconditional: share of samples the judge classifies with p > 0.9",
+    unit="fraction",
+    seeds=[0],
+    higher_is_better=True,
+    baseline=conf_trivial,
+    spread=stat("diffusion", "confident")[1],
+    note=f"same judge and sample size: DCGAN {conf['GAN']:.3f}, VAE {conf['VAE']:.3f}, real digits {conf['real (floor)']:.3f}, blurred real digits {conf['blurred']:.3f}",
+)
+
+# %% [markdown]
+# **Reading the scores** (asserted at the `cpu` budget). The diffusion model's FID is lower than
+# both trivial baselines' (mode-dropped and blurred real digits), by more than two standard
+# errors over the sets: its samples are more digit-like, in the feature network's eyes, than
+# crude manipulations of real data. But at this budget (the U-Net is trained for the printed
+# number of steps, a few minutes on a CPU) it is **behind the course's GAN and VAE** on FID,
+# beyond two standard errors, and its confident fraction is below the DCGAN's: the bar "at least
+# the DCGAN's share of confidently classified samples" is **not reproduced at this budget**. The
+# `gpu` budget trains a twice wider network ten times longer. The confident fraction itself
+# deserves distrust: the judge classifies the *mean training image* with probability above 0.9,
+# so that one blurry image repeated scores at least as high as every generator here, while noise
+# scores less than half the diffusion model's share. Compare the diffusion model with lecture 9's
+# FID and the guided samples below rather than with this number.
 
 # %% [markdown]
 # **Quality against steps, on images.** The same network sampled by DDIM with $\eta = 0$
@@ -1196,6 +1277,16 @@ ax.set(
 )
 ax.legend()
 plt.show()
+few, many = MNIST_STEPS[0], MNIST_STEPS[-1]
+if LEVEL != "ci":  # the statements of the text below, at the cpu budget
+    assert sweep[0.0, few][0] < sweep[1.0, few][0] and sweep[1.0, many][0] < sweep[0.0, many][0]
+    assert all(sweep[eta, many][0] < sweep[eta, few][0] for eta in (0.0, 1.0))
+
+# %% [markdown]
+# Both samplers improve from the fewest to the most steps. With the fewest steps (printed) the
+# deterministic sampler has the lower FID, and with the most steps the stochastic one: in this
+# run the DDIM paper's observation holds qualitatively, $\eta = 0$ for speed, noise for quality
+# when steps are plentiful (one network, one set of 500 samples per point; asserted at `cpu`).
 
 # %% [markdown]
 # ### Classifier-free guidance
@@ -1248,10 +1339,41 @@ fig, axes = plt.subplots(1, len(W_LIST), figsize=(4 * len(W_LIST), 2.2))
 for ax, w in zip(np.atleast_1d(axes), W_LIST, strict=True):
     show_images(cfg[w]["images"], nrow=10, ax=ax, title=f"w = {w:g}")
 plt.show()
+record(
+    "diffusion/cfg_judge_accuracy",
+    cfg[W_LIST[-1]]["accuracy"],
+    lecture="13_diffusion",
+    description=f"classifier-free guidance, w = {W_LIST[-1]:g}: share of samples the judge classifies as the requested digit",
+    unit="fraction",
+    seeds=[0],
+    higher_is_better=True,
+    baseline={"fresh random label": cfg[W_LIST[-1]]["random label"]},
+    note=(
+        f"{N_CFG} samples, DDIM {CFG_STEPS} steps; by w: "
+        + ", ".join(f"w = {w:g}: accuracy {cfg[w]['accuracy']:.3f}, FID {cfg[w]['FID']:.1f}" for w in W_LIST)
+        + f"; the judge on real test digits {clf_acc:.3f}"
+    ),
+)
 if LEVEL != "ci":  # the statements of the text below, at the cpu budget
     accs = [cfg[w]["accuracy"] for w in W_LIST]
-    assert all(a > 5 * cfg[w]["random label"] for a, w in zip(accs, W_LIST, strict=True))
-    assert accs[-1] > accs[0]
+    chance = [
+        cfg[w]["random label"] + 5 * math.sqrt(0.09 / N_CFG) for w in W_LIST
+    ]  # 5 binomial s.e. at p = 0.1
+    assert all(a > c for a, c in zip(accs, chance, strict=True))
+    assert all(a < b for a, b in zip(accs[:-1], accs[1:], strict=True))  # fidelity grows with w
+    assert cfg[1.0]["confident"] > conf["GAN"] and cfg[0.0]["confident"] < cfg[1.0]["confident"]
+    assert cfg[1.0]["FID"] < cfg[0.0]["FID"] and cfg[W_LIST[-1]]["FID"] > cfg[1.0]["FID"]
+
+# %% [markdown]
+# **Reading the guidance sweep** (asserted at `cpu`). Without guidance ($w = 0$) the conditional
+# model already produces the requested digit far more often than chance (five binomial standard
+# errors above the fresh-label baseline), and the judge's accuracy grows with every step of $w$.
+# Moderate guidance ($w = 1$) also lowers FID and lifts the confident fraction above the DCGAN's
+# unconditional one; strong guidance ($w = 3$, the last value) raises the accuracy further but
+# FID again: the samples become stereotyped, the diversity that FID rewards is traded for class
+# fidelity, as Ho and Salimans report. (The guided samples are *class-conditional*: they are
+# told which digit to draw, which the DCGAN is not, so this is not a like-for-like comparison
+# with Section 5's table.)
 
 # %% [markdown]
 # ## 6. Inverse problems with a diffusion prior
@@ -1279,8 +1401,10 @@ if LEVEL != "ci":  # the statements of the text below, at the cpu budget
 # $\nabla\|r\|^2 = 2\|r\|\nabla\|r\|$ this is the step above with $\zeta = 2\zeta'$, the form of the
 # authors' code; `gencourse.diffusion.dps_sample`.) **Departures, stated:** the paper runs the
 # 1,000-step ancestral sampler; we run the DDIM grid with $\eta = 1$ on the number of steps the
-# cell prints, and chose $\zeta$ (printed) on ten *training* digits at $m = 100$, not on the test
-# digits (the search is not run here). The network works on $[-1, 1]$ pixels, $x = (u + 1)/2$ in
+# cell prints (250 at `cpu`), and chose $\zeta$ from $\{0.1, 0.3, 1, 3, 10, 30\}$ on ten *training*
+# digits, at $m = 25$ and $100$ for compressed sensing ($\zeta = 1$) and separately for
+# inpainting ($\zeta = 3$), never on the test digits (the search is not run here). The network
+# works on $[-1, 1]$ pixels, $x = (u + 1)/2$ in
 # terms of its variable $u$, so the measurements are rewritten as $y - A\mathbf 1/2 = (A/2)\,u$.
 #
 # **The protocol is lecture 5's**: the same matrices ($\mathcal N(0, 1/m)$ entries, seed $m$), the
@@ -1294,8 +1418,8 @@ from gencourse.diffusion import dps_sample
 from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matrix, measure
 
 N_CS = budget(ci=4, cpu=20, gpu=40)
-CS_M = budget(ci=[50, 200], cpu=[25, 50, 100, 200, 400], gpu=[10, 25, 50, 100, 200, 300, 400, 500, 750])
-DPS_STEPS, DPS_ZETA = budget(ci=20, cpu=100, gpu=250), 1.0
+CS_M = budget(ci=[50, 200], cpu=[25, 50, 100, 400], gpu=[10, 25, 50, 100, 200, 300, 400, 500, 750])
+DPS_STEPS, ZETA_CS, ZETA_INPAINT = budget(ci=20, cpu=250, gpu=1_000), 1.0, 3.0
 CS_STEPS, RESTARTS = budget(ci=200, cpu=1_000, gpu=1_000), budget(ci=2, cpu=10, gpu=10)
 x_cs = test_set.images[1000 - N_CS :].flatten(1).to(DEVICE)  # the last of lecture 5's held-out digits
 vae.requires_grad_(False)
@@ -1306,7 +1430,7 @@ def G(z: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(vae.decoder(z)).flatten(1)
 
 
-def dps(A: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+def dps(A: torch.Tensor, y: torch.Tensor, seed: int, zeta: float = ZETA_CS) -> torch.Tensor:
     """DPS estimates in [0, 1] pixels (flattened) for measurements y = A x + η of x in [0, 1]."""
     A_u = A / 2  # y − A·½ = (A/2) u with u = 2x − 1
     y_u = y - A.sum(1) / 2
@@ -1317,7 +1441,7 @@ def dps(A: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
         (len(y), 1, 28, 28),
         ABARS,
         DPS_STEPS,
-        zeta=DPS_ZETA,
+        zeta=zeta,
         eta=1.0,
         generator=torch.Generator().manual_seed(seed),
     )
@@ -1400,7 +1524,7 @@ A_mask = mask_matrix(hole).to(DEVICE)
 in_hole = ~hole.flatten().to(DEVICE)
 y_mask = measure(A_mask, x_cs)
 inpainted = {
-    "diffusion (DPS)": dps(A_mask, y_mask, seed=1),
+    "diffusion (DPS)": dps(A_mask, y_mask, seed=1, zeta=ZETA_INPAINT),
     "VAE (CSGM)": csgm(G, A_mask, y_mask, 20, steps=CS_STEPS, restarts=RESTARTS, lam=0.1)[0],
     "Lasso (DCT)": lasso(A_mask, y_mask, 0.01, basis="dct", clip=(0, 1)).to(DEVICE),
     "mean image (baseline)": mean_image.expand_as(x_cs),
@@ -1456,25 +1580,58 @@ record(
     note=f"{N_CS} held-out digits; CSGM (VAE) {inp_err['VAE (CSGM)'].mean():.4f}, Lasso (DCT) {inp_err['Lasso (DCT)'].mean():.4f}",
 )
 
+# %%
+if LEVEL != "ci":  # the statements of the text below, at the cpu budget
+    assert all(dps_vs[m, lasso_name] for m in CS_M for lasso_name in ("Lasso (pixel)", "Lasso (DCT)"))
+    assert not dps_vs_mean[CS_M[0]] and all(dps_vs_mean[m] for m in CS_M[1:])
+    assert paired_better(cs["VAE (CSGM)"][CS_M[0]], cs["diffusion (DPS)"][CS_M[0]])
+    assert all(dps_vs[m, "VAE (CSGM)"] for m in CS_M if m >= 100)
+    dps_mean = [cs["diffusion (DPS)"][m].mean() for m in CS_M]
+    assert all(a > b for a, b in zip(dps_mean[:-1], dps_mean[1:], strict=True))
+    assert cs["VAE (CSGM)"][CS_M[-1]].mean() > 0.5 * cs["VAE (CSGM)"][100].mean()  # CSGM levels off
+    assert paired_better(inp_err["diffusion (DPS)"], inp_err["mean image (baseline)"])
+    assert paired_better(inp_err["VAE (CSGM)"], inp_err["diffusion (DPS)"])
+    assert paired_better(inp_err["diffusion (DPS)"], inp_err["Lasso (DCT)"])
+
 # %% [markdown]
+# **Reading the results** (each statement asserted at the `cpu` budget, differences judged by
+# two standard errors of the per-digit differences). In compressed sensing, DPS beats the Lasso
+# in both bases at every $m$. With the fewest measurements it does not beat the mean training
+# image, and CSGM with the VAE is better there; from the second value of $m$ on it beats the
+# mean image, and from $m = 100$ it beats CSGM, its error falling steadily with $m$ while
+# CSGM's levels off at the VAE's representation error (lecture 5's finding: the VAE's range
+# does not contain the digit, whereas a diffusion model has no low-dimensional range to be
+# confined to). In inpainting, DPS beats the mean image and the Lasso, but CSGM is better. Two
+# plausible reasons, not tested here: DPS's guidance step is a crude approximation of
+# $\nabla \log p_t(y \mid x_t)$ (a point mass at Tweedie's estimate), which matters most when the
+# measurements say little (small $m$) or nothing about a region (the hole); and filling a hole
+# needs the global shape of a digit, which our small, briefly trained U-Net has only partly
+# learned (Section 5).
+#
 # ## Summary
 #
 # * The forward process has the closed form $x_t = \sqrt{\bar\alpha_t}x + \sqrt{1 - \bar\alpha_t}\varepsilon$,
 #   and one step back given the data is Gaussian, $\mathcal N(\tilde\mu_t, \tilde\beta_t I)$ (checked
 #   by Bayes on a grid and by regression on simulated chains).
-# * The ELBO of lecture 1, written for this hierarchy, is a sum of Gaussian KLs, each a weighted
+# * Lecture 1's ELBO, written for this hierarchy, is a sum of Gaussian KLs, each a weighted
 #   squared error of a noise predictor: the simple ε-loss is the ELBO reweighted. Even the exact
-#   denoiser's bound is loose (fixed reverse variances).
+#   denoiser's bound is loose (the reverse steps' variances are fixed).
 # * The best noise predictor is the score of the noisy data times $-\sqrt{1 - \bar\alpha_t}$
 #   (Tweedie), so training is denoising score matching.
 # * DDIM keeps the forward marginals for any noise level $\sigma$, so one trained network serves
-#   the stochastic (DDPM) and the deterministic sampler, on any subsequence of steps; both need
-#   enough steps, and a trained network more than the exact denoiser.
-# * On lecture 4's grid, a small diffusion model covers the modes with high-quality samples where
-#   the GAN of lecture 4's protocol does not; on MNIST a small U-Net trained for minutes on a CPU
-#   is compared with the course's GAN and VAE on lecture 9's scores; guidance trades diversity
-#   for class fidelity; and diffusion posterior sampling is measured on lecture 5's problems
-#   against CSGM and the Lasso.
+#   the stochastic (DDPM) and the deterministic sampler, on any subsequence of steps. Both fail
+#   with too few steps, even with the exact denoiser.
+# * On lecture 4's grid, a small diffusion model (with a positional encoding of $x$) captures all
+#   25 modes with most samples of high quality in every run, where the GAN of lecture 4's
+#   protocol collapses in most runs and PacGAN2 stays diffuse.
+# * On MNIST at the `cpu` budget, the small U-Net beats the trivial baselines on FID but not the
+#   course's GAN and VAE, and its confident fraction is below the DCGAN's (not reproduced at this
+#   budget; the judge also rates the mean image as confidently as any generator).
+#   Classifier-free guidance raises the judge's accuracy steadily with $w$, at a price in FID for
+#   large $w$.
+# * As a prior for compressed sensing, diffusion posterior sampling beats the Lasso everywhere and
+#   CSGM from $m = 100$ on, with an error that keeps falling where CSGM levels off; CSGM stays
+#   better with the fewest measurements and in inpainting.
 
 # %%
 ELAPSED = time.perf_counter() - T0

@@ -487,3 +487,25 @@ def test_strict_device_runs_as_on_the_cpu():
         strict = run(dev)
     for a, c in zip(cpu, strict, strict=True):  # Adam is fused on the CPU only: last bits differ
         assert torch.allclose(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_ema_returns_the_moving_average_of_the_trajectory():
+    data = torch.randn(64, 2, generator=gen(0))
+    ab = alpha_bars(short_betas(20)).float()
+
+    def weights_after(k: int, ema: float = 0.0) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = MLPDenoiser(2, 8, 1)
+        if k == 0:
+            return [p.detach().clone() for p in net.parameters()]
+        train_diffusion(net, data, ab, steps=k, batch_size=16, lr=1e-2, ema=ema)
+        return [p.detach().clone() for p in net.parameters()]
+
+    d = 0.7
+    expected = weights_after(0)
+    for k in (1, 2, 3):
+        expected = [d * e + (1 - d) * w for e, w in zip(expected, weights_after(k), strict=True)]
+    for e, w in zip(expected, weights_after(3, ema=d), strict=True):
+        assert torch.allclose(e, w, atol=1e-6)
+    with pytest.raises(ValueError):
+        train_diffusion(MLPDenoiser(2, 8, 1), data, ab, steps=1, ema=1.0)
