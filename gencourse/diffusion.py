@@ -430,6 +430,7 @@ class MixtureEps:
         self.alpha_bars = alpha_bars.detach().to(centers.device)
 
     def __call__(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """ε*(xₜ, t) for points xₜ (batch, d) at indices t (batch,)."""
         ab = self.alpha_bars[t.to(xt.device)].to(xt.dtype)[:, None, None]  # (n, 1, 1)
         mu = ab.sqrt() * self.centers[None]  # (n, K, d)
         v = ab * self.var[None] + 1 - ab  # (n, K, d)

@@ -1339,6 +1339,15 @@ fig, axes = plt.subplots(1, len(W_LIST), figsize=(4 * len(W_LIST), 2.2))
 for ax, w in zip(np.atleast_1d(axes), W_LIST, strict=True):
     show_images(cfg[w]["images"], nrow=10, ax=ax, title=f"w = {w:g}")
 plt.show()
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+ax1.plot(W_LIST, [cfg[w]["accuracy"] for w in W_LIST], "o-", label="requested label")
+ax1.plot(W_LIST, [cfg[w]["random label"] for w in W_LIST], "s--", c="grey", label="fresh random label")
+ax1.axhline(clf_acc, c="k", ls=":", lw=0.8, label="real test digits")
+ax1.set(xlabel="guidance weight w", ylabel="judge accuracy", ylim=(0, 1.05))
+ax1.legend(fontsize=8)
+ax2.plot(W_LIST, [cfg[w]["FID"] for w in W_LIST], "o-")
+ax2.set(xlabel="guidance weight w", ylabel=f"FID ({N_CFG} samples)")
+plt.show()
 record(
     "diffusion/cfg_judge_accuracy",
     cfg[W_LIST[-1]]["accuracy"],
