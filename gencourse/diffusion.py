@@ -41,6 +41,7 @@ from torch.nn import functional as F
 from gencourse.cache import cached_training
 from gencourse.runtime import seed_everything
 from gencourse.train import fit
+from gencourse.train.ensemble import EnsembleLinear
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -431,6 +432,7 @@ class MixtureEps:
         self.alpha_bars = alpha_bars.detach().to(centers.device)
 
     def __call__(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """ε*(xₜ, t) for points xₜ (batch, d) at indices t (batch,)."""
         ab = self.alpha_bars[t.to(xt.device)].to(xt.dtype)[:, None, None]  # (n, 1, 1)
         mu = ab.sqrt() * self.centers[None]  # (n, K, d)
         v = ab * self.var[None] + 1 - ab  # (n, K, d)
@@ -455,26 +457,60 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
 
 
 class MLPDenoiser(nn.Module):
-    """ε_θ(x, t) for points in ℝᵈ: an MLP on [x, embedding(t)] with ``depth`` hidden layers of
-    ``hidden`` units and SiLU, the time embedding (sinusoidal, ``emb_dim``) added again to
-    every hidden layer through a linear map."""
+    """ε_θ(x, t) for points in ℝᵈ: an MLP on x with ``depth`` hidden layers of ``hidden`` units and
+    SiLU, the sinusoidal embedding of t (``emb_dim``) added to every hidden layer through a
+    linear map: h₁ = SiLU(W₁φ(x) + E₁e(t)), h_{k+1} = SiLU(W_{k+1}h_k + E_{k+1}e(t)), ε = W_out h.
 
-    def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, emb_dim: int = 32) -> None:
+    φ(x) = x, or with ``x_octaves`` = L > 0 the positional encoding
+    φ(x) = [x, sin(2ᵏπx), cos(2ᵏπx) for k < L] (coordinate-wise; Mildenhall et al.'s NeRF,
+    Tancik et al. 2020), which lets a small MLP represent the sharp, oscillating functions that
+    the denoiser of a mixture with narrow modes is at low noise.
+
+    ``members`` > 1 holds that many independent networks with stacked weights
+    (:class:`gencourse.train.EnsembleLinear`, one batched product per layer): an input of
+    members·n rows is split into ``members`` consecutive blocks of n, block s going through
+    network s. Trained on the mean loss over all rows, each member receives 1/members of its own
+    loss's gradient, which Adam (invariant to a constant scale) follows as if it were alone."""
+
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 128,
+        depth: int = 3,
+        emb_dim: int = 32,
+        members: int = 1,
+        x_octaves: int = 0,
+    ) -> None:
         super().__init__()
-        if dim < 1 or hidden < 1 or depth < 1:
-            raise ValueError("dim, hidden and depth must be positive")
-        self.emb_dim = emb_dim
-        self.inp = nn.Linear(dim, hidden)
-        self.embs = nn.ModuleList(nn.Linear(emb_dim, hidden) for _ in range(depth))
-        self.hidden = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth - 1))
-        self.out = nn.Linear(hidden, dim)
+        if dim < 1 or hidden < 1 or depth < 1 or members < 1 or x_octaves < 0:
+            raise ValueError("dim, hidden, depth and members must be positive, x_octaves non-negative")
+        self.emb_dim, self.members, self.x_octaves = emb_dim, members, x_octaves
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(x_octaves, dtype=torch.float32))
+
+        def linear(a: int, b: int) -> nn.Module:
+            return EnsembleLinear(a, b, members, init_std=None)
+
+        self.inp = linear(dim * (1 + 2 * x_octaves), hidden)
+        self.embs = nn.ModuleList(linear(emb_dim, hidden) for _ in range(depth))
+        self.hidden = nn.ModuleList(linear(hidden, hidden) for _ in range(depth - 1))
+        self.out = linear(hidden, dim)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x): x itself, or x with its sines and cosines at ``x_octaves`` octaves."""
+        if self.x_octaves == 0:
+            return x
+        a = (x[:, :, None] * self.freqs).flatten(1)
+        return torch.cat([x, torch.sin(a), torch.cos(a)], 1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        e = timestep_embedding(t, self.emb_dim)
-        h = F.silu(self.inp(x) + self.embs[0](e))
+        if x.dim() != 2 or len(x) % self.members:
+            raise ValueError(f"x must be (members·n, d) with {self.members} members, got {tuple(x.shape)}")
+        n = len(x) // self.members
+        e = timestep_embedding(t, self.emb_dim).view(self.members, n, -1)
+        h = F.silu(self.inp(self.features(x).view(self.members, n, -1)) + self.embs[0](e))
         for layer, emb in zip(self.hidden, self.embs[1:], strict=True):
             h = F.silu(layer(h) + emb(e))
-        return self.out(h)
+        return self.out(h).reshape(len(x), -1)
 
 
 class _ResBlock(nn.Module):
@@ -496,29 +532,47 @@ class UNet(nn.Module):
     """A small time-conditioned U-Net ε_θ(x, t[, y]) for 1×28×28 images (Ronneberger et al.;
     Ho et al.'s design shrunk): the image is folded into 4×14×14 (pixel unshuffle, lossless),
     then conv → residual block at 14×14 (``width`` channels) → strided conv → two residual
-    blocks at 7×7 (2·``width``) → upsample, concatenate the 14×14 skip → residual block →
+    blocks at 7×7 (``mid_width`` channels, default 2·``width``) → upsample, concatenate the 14×14 skip → residual block →
     conv → pixel shuffle back to 1×28×28. Every residual block adds a projection of the
     embedding of t (sinusoidal, then an MLP) and, with ``n_classes``, of the label y; the label
     ``n_classes`` is the "no label" ∅ of classifier-free guidance. Called as ``model(x, t)``
-    (unconditional, y = ∅) or ``model(x, t, y)``."""
+    (unconditional, y = ∅) or ``model(x, t, y)``; returns ε either way.
+
+    With ``alpha_bars`` the network's raw output F is read as the velocity
+    v = √ᾱₜ ε − √(1 − ᾱₜ) x₀ (Salimans & Ho 2022), and the returned prediction is
+    ε = √(1 − ᾱₜ) xₜ + √ᾱₜ F (the identity xₜ = √ᾱₜ x₀ + √(1 − ᾱₜ) ε solved for ε). At high
+    noise ε ≈ xₜ then holds by construction and the network's error is damped by √ᾱₜ, where a
+    raw ε-output's error would be amplified by 1/√ᾱₜ in Tweedie's x̂₀."""
 
     def __init__(
-        self, width: int = 32, n_classes: int | None = None, emb_dim: int = 64, channels: int = 1
+        self,
+        width: int = 32,
+        n_classes: int | None = None,
+        emb_dim: int = 64,
+        channels: int = 1,
+        alpha_bars: torch.Tensor | None = None,
+        mid_width: int | None = None,
     ) -> None:
         super().__init__()
-        if width < 8 or width % 8:
-            raise ValueError(f"width must be a positive multiple of 8, got {width}")
+        mid = 2 * width if mid_width is None else mid_width
+        if width < 8 or width % 8 or mid < 8 or mid % 8:
+            raise ValueError(f"width and mid_width must be positive multiples of 8, got {width}, {mid}")
         self.n_classes, self.emb_dim = n_classes, emb_dim
+        if alpha_bars is not None:
+            _check_alpha_bars(alpha_bars)
+            self.register_buffer("alpha_bars", alpha_bars.detach().clone().float())
+        else:
+            self.alpha_bars = None
         self.time = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label = nn.Embedding(n_classes + 1, emb_dim) if n_classes else None
         c = 4 * channels
         self.inp = nn.Conv2d(c, width, 3, padding=1)
         self.down1 = _ResBlock(width, width, emb_dim)
-        self.pool = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
-        self.mid1 = _ResBlock(2 * width, 2 * width, emb_dim)
-        self.mid2 = _ResBlock(2 * width, 2 * width, emb_dim)
-        self.up = nn.ConvTranspose2d(2 * width, 2 * width, 2, stride=2)
-        self.up1 = _ResBlock(3 * width, width, emb_dim)
+        self.pool = nn.Conv2d(width, mid, 3, stride=2, padding=1)
+        self.mid1 = _ResBlock(mid, mid, emb_dim)
+        self.mid2 = _ResBlock(mid, mid, emb_dim)
+        self.up = nn.ConvTranspose2d(mid, mid, 2, stride=2)
+        self.up1 = _ResBlock(mid + width, width, emb_dim)
         self.out = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, c, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
@@ -535,7 +589,28 @@ class UNet(nn.Module):
         h0 = self.down1(self.inp(F.pixel_unshuffle(x, 2)), e)
         h = self.mid2(self.mid1(self.pool(h0), e), e)
         h = self.up1(torch.cat([self.up(h), h0], 1), e)
-        return F.pixel_shuffle(self.out(h), 2)
+        out = F.pixel_shuffle(self.out(h), 2)
+        if self.alpha_bars is None:
+            return out
+        ab = self.alpha_bars[t].view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+        return (1 - ab).sqrt() * x + ab.sqrt() * out
+
+
+def clip_x0(model: EpsModel, alpha_bars: torch.Tensor, low: float = -1.0, high: float = 1.0) -> EpsModel:
+    """The ε-model whose Tweedie estimate is clipped to the data's range (as in Ho et al.'s and
+    Song et al.'s samplers): x̂₀ = clip((xₜ − √(1 − ᾱₜ) ε)/√ᾱₜ, low, high) and
+    ε_c = (xₜ − √ᾱₜ x̂₀)/√(1 − ᾱₜ), so that a sampler that reads x̂₀ off ε_c reads the clipped one
+    (the DDPM mean μ_θ(xₜ, ε_c) is the posterior mean μ̃ₜ(x̂₀, xₜ) of the clipped x̂₀)."""
+    if not low < high:
+        raise ValueError(f"need low < high, got {low}, {high}")
+
+    def eps(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        e = model(xt, t)
+        ab = _per_item(alpha_bars, t, xt)
+        x0 = ((xt - (1 - ab).sqrt() * e) / ab.sqrt()).clamp(low, high)
+        return (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+    return eps
 
 
 def with_labels(model: nn.Module, labels: torch.Tensor) -> EpsModel:
@@ -578,20 +653,38 @@ def train_diffusion(
     p_uncond: float = 0.1,
     schedule: str = "constant",
     desc: str = "diffusion",
+    ema: float = 0.0,
 ) -> dict[str, list[float]]:
     """Minimise :func:`ddpm_loss` by Adam over random mini-batches of ``data`` (N, ...) with
     :func:`gencourse.train.fit`. With ``labels`` (N,), the network is called
     ``model(xₜ, t, y)`` and each label is replaced by ∅ (``model.n_classes``) with probability
     ``p_uncond``, so that one network learns ε(x, t, y) and ε(x, t, ∅) (classifier-free guidance).
-    Returns the history {"step", "loss"}."""
+
+    ``ema`` = d > 0 returns the model with the exponential moving average of its weights after
+    each step, θ̄ ← d θ̄ + (1 − d) θ (Ho et al. use d = 0.9999 over 800k steps), instead of the
+    last weights. Returns the history {"step", "loss"}."""
     if labels is not None and len(labels) != len(data):
         raise ValueError(f"{len(data)} data but {len(labels)} labels")
     if not 0 <= p_uncond <= 1:
         raise ValueError(f"p_uncond must lie in [0, 1], got {p_uncond}")
+    if not 0 <= ema < 1:
+        raise ValueError(f"ema must lie in [0, 1), got {ema}")
     device = next(model.parameters()).device
     ab = alpha_bars.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    shadow = [p.detach().clone() for p in params] if ema > 0 else []
+    calls = [0]
+
+    def average() -> None:
+        """θ̄ ← d θ̄ + (1 − d) θ, with the weights after the latest step (none before the first)."""
+        if ema > 0 and calls[0] > 0:
+            with torch.no_grad():
+                for s_, p in zip(shadow, params, strict=True):
+                    s_.mul_(ema).add_(p.detach(), alpha=1 - ema)
 
     def loss_fn(idx: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        average()
+        calls[0] += 1
         x0 = data[idx].to(device)
         if labels is None:
             return {"loss": ddpm_loss(model, x0, ab, gen)}
@@ -599,7 +692,13 @@ def train_diffusion(
         y = torch.where(drop, torch.full_like(labels[idx], model.n_classes), labels[idx]).to(device)
         return {"loss": ddpm_loss(with_labels(model, y), x0, ab, gen)}
 
-    return fit(model, len(data), loss_fn, steps, batch_size, lr, seed, desc, schedule)
+    history = fit(model, len(data), loss_fn, steps, batch_size, lr, seed, desc, schedule)
+    average()
+    if ema > 0:
+        with torch.no_grad():
+            for s_, p in zip(shadow, params, strict=True):
+                p.copy_(s_)
+    return history
 
 
 def trained_diffusion(

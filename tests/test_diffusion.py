@@ -15,6 +15,7 @@ from gencourse.diffusion import (
     UNet,
     alpha_bars,
     betas_from_alpha_bars,
+    clip_x0,
     cosine_betas,
     ddim_indices,
     ddpm_loss,
@@ -346,8 +347,39 @@ def test_networks_shapes_and_guidance():
         assert torch.allclose(guided(net, y, 0.0)(x, t), cond)
         assert torch.allclose(guided(net, y, 2.0)(x, t), 3 * cond - 2 * null, atol=1e-5)
         assert torch.allclose(with_labels(net, y)(x, t), cond)
+    ab = alpha_bars(short_betas(1000)).float()
+    clipped = clip_x0(lambda x, t: -3 * x, ab)
+    xt, tt = torch.randn(8, 1, 28, 28, generator=gen(0)), torch.randint(1000, (8,), generator=gen(1))
+    assert torch.allclose(
+        predict_x0(xt, tt, clipped(xt, tt), ab), predict_x0(xt, tt, -3 * xt, ab).clamp(-1, 1), atol=1e-4
+    )
+    vnet = UNet(width=8, n_classes=10, alpha_bars=ab)  # v-parametrisation: F = 0 at initialisation
+    with torch.no_grad():
+        assert torch.allclose(vnet(xt, tt), (1 - ab[tt]).sqrt().view(-1, 1, 1, 1) * xt)
     mlp = MLPDenoiser(2, 32, 2)
     assert mlp(torch.randn(5, 2), torch.arange(5)).shape == (5, 2)
+    pe = MLPDenoiser(2, 32, 2, x_octaves=3)
+    feats = pe.features(torch.tensor([[0.25, 0.5]]))
+    assert torch.allclose(
+        feats,
+        torch.tensor(
+            [
+                [
+                    0.25,
+                    0.5,
+                    *(math.sin(2**k * math.pi * v) for v in (0.25, 0.5) for k in range(3)),
+                    *(math.cos(2**k * math.pi * v) for v in (0.25, 0.5) for k in range(3)),
+                ]
+            ]
+        ),
+        atol=1e-6,
+    )
+    ens = MLPDenoiser(2, 32, 2, members=3)  # members: independent networks on consecutive blocks
+    xs, ts = torch.randn(12, 2, generator=gen(2)), torch.arange(12)
+    single = MLPDenoiser(2, 32, 2)
+    for name, p in single.named_parameters():
+        p.data.copy_(dict(ens.named_parameters())[name][1])
+    assert torch.allclose(ens(xs, ts)[4:8], single(xs[4:8], ts[4:8]), atol=1e-6)
     e = timestep_embedding(torch.tensor([0, 3]), 8)
     assert torch.allclose(e[0], torch.tensor([1.0] * 4 + [0.0] * 4))
 
@@ -455,3 +487,25 @@ def test_strict_device_runs_as_on_the_cpu():
         strict = run(dev)
     for a, c in zip(cpu, strict, strict=True):  # Adam is fused on the CPU only: last bits differ
         assert torch.allclose(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_ema_returns_the_moving_average_of_the_trajectory():
+    data = torch.randn(64, 2, generator=gen(0))
+    ab = alpha_bars(short_betas(20)).float()
+
+    def weights_after(k: int, ema: float = 0.0) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = MLPDenoiser(2, 8, 1)
+        if k == 0:
+            return [p.detach().clone() for p in net.parameters()]
+        train_diffusion(net, data, ab, steps=k, batch_size=16, lr=1e-2, ema=ema)
+        return [p.detach().clone() for p in net.parameters()]
+
+    d = 0.7
+    expected = weights_after(0)
+    for k in (1, 2, 3):
+        expected = [d * e + (1 - d) * w for e, w in zip(expected, weights_after(k), strict=True)]
+    for e, w in zip(expected, weights_after(3, ema=d), strict=True):
+        assert torch.allclose(e, w, atol=1e-6)
+    with pytest.raises(ValueError):
+        train_diffusion(MLPDenoiser(2, 8, 1), data, ab, steps=1, ema=1.0)
