@@ -92,6 +92,7 @@ from gencourse.diffusion import (
     score_from_eps,
     trained_diffusion,
 )
+from gencourse.lecture import start
 from gencourse.pacgan import (
     MaxoutDiscriminator,
     PacGANGenerator,
@@ -102,12 +103,11 @@ from gencourse.pacgan import (
     train_pacgan,
     uniform_box_samples,
 )
-from gencourse.runtime import budget, budget_level, get_device
-from gencourse.scoreboard import record, record_timing
+from gencourse.runtime import budget
+from gencourse.scoreboard import record
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+LECTURE = start("13_diffusion")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. The forward process and its posterior
@@ -1643,6 +1643,4 @@ if LEVEL != "ci":  # the statements of the text below, at the cpu budget
 #   better with the fewest measurements and in inpainting.
 
 # %%
-ELAPSED = time.perf_counter() - T0
-record_timing("13_diffusion", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()
