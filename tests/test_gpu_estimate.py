@@ -249,7 +249,7 @@ ESTIMATES = ROOT / "book" / "gpu_estimate.json"
 COLAB_MINUTES = 30
 # Lectures whose estimated `gpu` time exceeds COLAB_MINUTES, for their owners to cut (their
 # `gpu` knobs); empty it as they are fixed (the test fails when an entry fits, so it cannot go stale).
-KNOWN_OVER: set[str] = {"03_gan_losses", "04_mode_collapse_pacgan", "06_deep_image_prior"}
+KNOWN_OVER: set[str] = set()
 
 
 def test_lecture_4s_paper_protocol_is_read_from_the_lecture():
