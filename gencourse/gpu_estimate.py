@@ -784,28 +784,56 @@ def paper_protocol(notebook: Path = PACGAN_NOTEBOOK) -> dict[str, Any]:
         k.label: k.values["paper"] for k in lecture.knobs if (k.cell, k.line) == (steps.cell, steps.line)
     }
     runs = next(k for k in lecture.knobs if k.label == "SEEDS").values["paper"]
-    return {**protocol, "runs": runs, "batch": lecture.names["BATCH"], "pieces": lecture.names["PIECES"]}
+    return {
+        **protocol,
+        "runs": runs,
+        "batch": lecture.names["BATCH"],
+        "pieces": lecture.names["PIECES"],
+        "table1": lecture.names.get("PAPER_TABLE1", {}),
+    }
 
 
 def _call_labels(lecture: Lecture, knob: Knob) -> set[str]:
     return {k.label for k in lecture.knobs if (k.cell, k.line) == (knob.cell, knob.line)}
 
 
-def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBOOK) -> dict[str, Any]:
-    """Train lecture 4's first setting of Table 1 (the GAN on the 2-D grid, all its runs as one
-    ensemble, as the lecture does) at the `paper` protocol on the course's device, for at most
-    ``seconds`` (in chunks of ``chunk`` updates), and extrapolate the measured seconds per update
-    (the chunks after the first) to the protocol's updates: one setting, and the lecture's
-    :data:`PACGAN_SETTINGS` settings (a lower bound: the unrolled GAN and the 4× batch cost more
-    per update). Raises if a loss is not finite."""
-    import math
+class _Cap(Exception):
+    """Raised by :func:`paper_probe`'s evaluation to end the run at its time cap (the training
+    loop has no stop hook)."""
 
-    from gencourse.data import grid_mixture
-    from gencourse.pacgan import MaxoutDiscriminator, PacGANGenerator, train_pacgan
+
+def paper_probe(
+    seconds: float,
+    eval_every: int = 1000,
+    notebook: Path = PACGAN_NOTEBOOK,
+    data_name: str = "grid",
+    pack: int = 1,
+    max_updates: int | None = None,
+) -> dict[str, Any]:
+    """Train one setting of lecture 4's Table 1 (``data_name`` "grid" or "ring", packing degree
+    ``pack``: 1 the GAN, m PacGANm; all its runs as one ensemble, as the lecture does) at the
+    `paper` protocol on the course's device, as one run of ``train_pacgan``, and stop it at the
+    first evaluation (every ``eval_every`` updates) after ``seconds``. Returns the paper's metrics
+    at each evaluation reached (mean and sd, ddof 1, over the runs, as the lecture: a run without
+    high-quality samples has no reverse KL and is left out of its mean), beside the paper's row of
+    Table 1, the measured seconds per update (between the first and the last evaluation: the
+    first window allocates and warms up) and its extrapolation to the protocol's updates: one
+    setting, and the lecture's :data:`PACGAN_SETTINGS` settings (a lower bound: the unrolled GAN
+    and the 4× batch cost more per update). ``max_updates`` stops the run there (a test, or a
+    shorter look). Raises if a generated point is not finite."""
+    import numpy as np
+
+    from gencourse.data import grid_mixture, ring_mixture
+    from gencourse.pacgan import MaxoutDiscriminator, PacGANGenerator, mode_stats, train_pacgan
     from gencourse.runtime import get_device
 
+    if data_name not in ("grid", "ring") or not 1 <= pack <= 4:
+        raise ValueError(f"a setting of Table 1 is grid or ring with pack 1 to 4, got {data_name!r}, {pack}")
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be a positive number of updates, got {eval_every}")
     p, device = paper_protocol(notebook), get_device()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    mix = grid_mixture() if data_name == "grid" else ring_mixture()
     torch.manual_seed(0)
     g = PacGANGenerator(
         2,
@@ -816,35 +844,66 @@ def paper_probe(seconds: float, chunk: int = 100, notebook: Path = PACGAN_NOTEBO
         batch_norm=p["g_batch_norm"],
         init_std=p["init_std"],
     ).to(device)
-    d = MaxoutDiscriminator(2, p["d_hidden"], p["pieces"], 3, members=p["runs"], init_std=p["init_std"]).to(
-        device
-    )
-    data = grid_mixture().sample(100_000, torch.Generator().manual_seed(1))
-    done, timed, timed_steps, begin = 0, 0.0, 0, time.perf_counter()
-    while done < p["steps"] and (done == 0 or time.perf_counter() - begin < seconds):
-        n = min(chunk, p["steps"] - done)
-        sync()
-        t = time.perf_counter()
-        history = train_pacgan(
-            g, d, data, n, pack=1, batch_size=p["batch"], lr=p["lr"], lr_d=p["lr_d"], betas=p["betas"],
-            seed=done, desc="lecture 4 at paper, GAN on the grid",
+    d = MaxoutDiscriminator(
+        2 * pack, p["d_hidden"], p["pieces"], 3, members=p["runs"], init_std=p["init_std"]
+    ).to(device)
+    data = mix.sample(100_000, torch.Generator().manual_seed(1))
+    total = p["steps"] if max_updates is None else min(max_updates, p["steps"])
+    keys = ("modes", "high_quality", "reverse_kl")
+    evaluations: list[dict[str, Any]] = []
+    member: list[dict] = []
+    clock = [(0, 0.0)]  # (updates, seconds) at the start and at every evaluation
+
+    def evaluate(points: torch.Tensor) -> dict:
+        """The metrics of one run; after the last run of an evaluation, its summary and the cap."""
+        if not torch.isfinite(points).all():
+            raise RuntimeError(f"a generated point is not finite after {clock[-1][0]} updates or more")
+        stats = mode_stats(points, mix.centers, mix.std)
+        member.append(stats)
+        if len(member) == p["runs"]:
+            sync()
+            step = min((len(evaluations) + 1) * eval_every, total)
+            clock.append((step, time.perf_counter() - begin))
+            row = {"updates": step, "seconds": clock[-1][1]}
+            for key, scale in zip(keys, (1, 100, 1), strict=True):
+                values = scale * np.array([m[key] for m in member], dtype=float)
+                values = values[~np.isnan(values)]  # as the lecture: runs without the number dropped
+                mean = float(values.mean()) if len(values) else math.nan
+                row[key] = [mean, float(values.std(ddof=1)) if len(values) > 1 else math.nan]
+            row["runs_with_high_quality"] = sum(m["high_quality"] > 0 for m in member)
+            evaluations.append(row)
+            member.clear()
+            if clock[-1][1] >= seconds and step < total:
+                raise _Cap
+        return stats
+
+    begin = time.perf_counter()
+    try:
+        train_pacgan(
+            g, d, data, total, pack=pack, batch_size=p["batch"], lr=p["lr"], lr_d=p["lr_d"],
+            betas=p["betas"], lr_end=p["lr_end"], seed=0, eval_every=eval_every, evaluate=evaluate,
+            n_eval=2_500, desc=f"lecture 4 at paper, {data_name} m={pack}",
         )  # fmt: skip
-        sync()
-        if done > 0:
-            timed, timed_steps = timed + time.perf_counter() - t, timed_steps + n
-        done += n
-        if not all(math.isfinite(v) for v in history["d_loss"] + history["g_loss"]):
-            raise RuntimeError(f"a loss is not finite after {done} updates")
-    per_update = timed / timed_steps if timed_steps else (time.perf_counter() - begin) / done
+    except _Cap:
+        pass
+    (s0, t0), (s1, t1) = clock[1 if len(clock) > 2 else 0], clock[-1]
+    per_update = (t1 - t0) / (s1 - s0)
+    name = "GAN" if pack == 1 else f"PacGAN{pack}"
+    paper_row = p.get("table1", {}).get(name)  # (ring, grid), each (modes, high-quality %, reverse KL)
     return {
-        "setting": "GAN on the grid (Table 1), all runs as one ensemble",
+        "setting": f"{name} on the {data_name} (Table 1), all runs as one ensemble",
         "device": str(device),
-        "protocol": {k: v for k, v in p.items()},
-        "updates_run": done,
+        "protocol": {k: v for k, v in p.items() if k != "table1"},
+        "updates_run": clock[-1][0],
+        "completed": clock[-1][0] == p["steps"],
         "seconds": time.perf_counter() - begin,
         "seconds_per_update": per_update,
         "one_setting_min": per_update * p["steps"] / 60,
         "table_min_lower_bound": per_update * p["steps"] * PACGAN_SETTINGS / 60,
+        "evaluations": evaluations,  # mean and sd over the runs
+        "paper": None
+        if paper_row is None
+        else dict(zip(keys, paper_row[0 if data_name == "ring" else 1], strict=True)),
     }
 
 
@@ -1116,7 +1175,10 @@ def main(argv: list[str] | None = None) -> int:
     est.add_argument("--lectures", type=Path, default=Path("lectures"))
     est.add_argument("--out", type=Path, default=Path("book") / "gpu_estimate.json")
     probe = sub.add_parser("paper-probe", help="lecture 4's `paper` protocol, one setting, time-capped")
-    probe.add_argument("--seconds", type=float, default=1800)
+    probe.add_argument("--seconds", type=float, default=1800, help="stop at the first evaluation after this")
+    probe.add_argument("--data", choices=("grid", "ring"), default="grid", help="the setting's data set")
+    probe.add_argument("--pack", type=int, default=1, help="packing degree: 1 the GAN, 2-4 PacGAN2-4")
+    probe.add_argument("--eval-every", type=int, default=1000, help="updates between evaluations")
     probe.add_argument("--out", type=Path, default=Path("_build") / "paper-probe.json")
     args = parser.parse_args(argv)
     if args.command == "run":
@@ -1130,7 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
             paper = "" if e["paper"] is None else f", paper {e['paper'] / 60:.0f} min"
             print(f"{name}: gpu {e['gpu'] / 60:.1f} min{paper}")
     else:
-        result = paper_probe(args.seconds)
+        result = paper_probe(args.seconds, args.eval_every, data_name=args.data, pack=args.pack)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
         print(
@@ -1139,6 +1201,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['one_setting_min']:.0f} min for one setting's {result['protocol']['steps']} updates, "
             f"at least {result['table_min_lower_bound']:.0f} min for the {PACGAN_SETTINGS} settings"
         )
+        last, paper = result["evaluations"][-1], result["paper"] or {}
+        for key in ("modes", "high_quality", "reverse_kl"):
+            print(
+                f"  {key} after {last['updates']} updates: {last[key][0]:.2f} ± {last[key][1]:.2f} over "
+                f"{result['protocol']['runs']} runs (paper, after {result['protocol']['steps']}: {paper.get(key)})"
+            )
     return 0
 
 

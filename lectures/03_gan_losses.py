@@ -697,7 +697,7 @@ def digit_scores(x: torch.Tensor) -> tuple[float, float]:
     return (conf > 0.9).float().mean().item(), kl_discrete(hist, np.full(10, 0.1))
 
 
-D_UPDATES_MNIST = budget(ci=20, cpu=1000, gpu=10_000)
+D_UPDATES_MNIST = budget(ci=20, cpu=1000, gpu=5_000)
 SEEDS_MNIST = budget(ci=[0], cpu=[0], gpu=[0, 1, 2])
 results_mnist, samples_mnist = {}, {}
 z_eval = sample_latent(1000, 64, torch.Generator().manual_seed(99), DEVICE)

@@ -123,7 +123,7 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 # $\mathcal U(0, 0.1)$ noise; Adam with learning rate 0.01, as in the paper.
 
 # %%
-SIZE = budget(ci=48, cpu=96, gpu=256)  # side of the photograph crops
+SIZE = budget(ci=48, cpu=96, gpu=128)  # side of the photograph crops (at most 146: the astronaut crop below)
 WIDTH = budget(ci=24, cpu=24, gpu=128)
 LEVELS = 3
 

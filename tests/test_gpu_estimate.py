@@ -4,6 +4,7 @@ T4 model's formula, the hook in runtime.progress, and the step matching against 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -249,7 +250,7 @@ ESTIMATES = ROOT / "book" / "gpu_estimate.json"
 COLAB_MINUTES = 30
 # Lectures whose estimated `gpu` time exceeds COLAB_MINUTES, for their owners to cut (their
 # `gpu` knobs); empty it as they are fixed (the test fails when an entry fits, so it cannot go stale).
-KNOWN_OVER: set[str] = {"03_gan_losses", "04_mode_collapse_pacgan", "06_deep_image_prior"}
+KNOWN_OVER: set[str] = set()
 
 
 def test_lecture_4s_paper_protocol_is_read_from_the_lecture():
@@ -259,10 +260,33 @@ def test_lecture_4s_paper_protocol_is_read_from_the_lecture():
 
 
 def test_the_paper_probe_times_updates_and_extrapolates():
-    result = ge.paper_probe(seconds=0, chunk=2)  # one chunk of 2 updates, on the CPU here
-    assert result["updates_run"] == 2 and result["seconds_per_update"] > 0
+    result = ge.paper_probe(seconds=0, eval_every=2)  # stopped at the first evaluation, on the CPU here
+    assert result["updates_run"] == 2 and result["seconds_per_update"] > 0 and not result["completed"]
     assert result["one_setting_min"] == pytest.approx(result["seconds_per_update"] * 400_000 / 60)
     assert result["table_min_lower_bound"] == pytest.approx(11 * result["one_setting_min"])
+    assert result["paper"] == {"modes": 17.3, "high_quality": 94.8, "reverse_kl": 0.70}  # GAN, grid
+
+
+def test_the_paper_probe_runs_any_setting_of_table_1_and_reports_its_metrics_over_the_runs():
+    """PacGAN2 on the ring for 4 updates, evaluated every 2: the metrics of the ten runs at each
+    evaluation (mean, sd), the time per update measured between the two evaluations, the paper's
+    row beside them."""
+    result = ge.paper_probe(seconds=1e9, eval_every=2, data_name="ring", pack=2, max_updates=4)
+    assert result["updates_run"] == 4 and result["setting"].startswith("PacGAN2 on the ring")
+    assert not result["completed"]  # 4 of the protocol's 400,000 updates
+    assert result["paper"] == {"modes": 7.9, "high_quality": 95.6, "reverse_kl": 0.07}
+    first, last = result["evaluations"]
+    assert (first["updates"], last["updates"]) == (2, 4)
+    assert result["seconds_per_update"] == pytest.approx((last["seconds"] - first["seconds"]) / 2)
+    for row in (first, last):  # the runs start collapsed at the origin, far from the ring's modes
+        assert 0 <= row["modes"][0] <= 8 and 0 <= row["high_quality"][0] <= 100
+        assert row["modes"][1] >= 0 and row["high_quality"][1] >= 0
+        # no reverse KL without high-quality samples: NaN then, as in the lecture
+        assert (row["runs_with_high_quality"] == 0) == math.isnan(row["reverse_kl"][0])
+    with pytest.raises(ValueError, match="grid or ring"):
+        ge.paper_probe(seconds=0, data_name="ring", pack=5)
+    with pytest.raises(ValueError, match="eval_every"):
+        ge.paper_probe(seconds=0, eval_every=0)
 
 
 def _recipe(target: str) -> str:
