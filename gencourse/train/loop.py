@@ -34,8 +34,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gencourse.runtime import SCHEDULES, progress, seed_everything
+from gencourse.runtime import progress, seed_everything
 
+SCHEDULES = ("constant", "cosine")  # the named schedules of fit
 Logs = dict[str, Any]
 StepResult = Mapping[str, Any] | tuple[torch.Tensor | None, Mapping[str, Any]]
 Schedule = Callable[[float, int, int], float]
