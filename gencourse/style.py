@@ -37,7 +37,7 @@ def adain(
     (n, C) or (n, C, 1, 1). The output has, channel by channel, mean μ_s and standard deviation
     σ_s·√(Var/(Var + eps)) ≈ σ_s. The normalisation (x − μ(x)) / σ(x) is computed by
     ``F.instance_norm`` (the same formula in one fused kernel, faster forward and backward than
-    the formula written out)."""
+    the formula written out; measured in commit 480a956)."""
     if content.dim() != 4:
         raise ValueError(f"expected features (n, C, H, W), got shape {tuple(content.shape)}")
     n, c = content.shape[:2]
