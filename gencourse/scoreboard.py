@@ -7,22 +7,11 @@ is the same object as in its new home.
 
 import sys
 
+from gencourse.report import *  # noqa: F403 (record, record_timing, verdict, VERDICT_RULE, collect, check, ...)
+from gencourse.report import __all__ as _RECORD_NAMES
 from gencourse.report.benchmark import reference_workload
 from gencourse.report.cli import main, run_lecture
 from gencourse.report.figure import figure_rows, plot_scoreboard
-from gencourse.report.record import (
-    REFERENCE_FILE,
-    RELATIVE_TOLERANCE,
-    RESULTS_ENV,
-    VERDICT_RULE,
-    beats_baselines,
-    check,
-    collect,
-    paper_range,
-    record,
-    record_timing,
-    verdict,
-)
 from gencourse.report.render import (
     FIGURE_FILE,
     NOWRAP,
@@ -40,19 +29,13 @@ from gencourse.report.timing import ESTIMATE_LEVELS, render_timing
 from gencourse.runtime import budget_level
 
 __all__ = [
+    *_RECORD_NAMES,
     "ESTIMATE_LEVELS",
     "FIGURE_FILE",
     "NOWRAP",
-    "REFERENCE_FILE",
-    "RELATIVE_TOLERANCE",
-    "RESULTS_ENV",
     "TABLE_CLASS",
     "VERDICTS",
-    "VERDICT_RULE",
-    "beats_baselines",
     "budget_level",
-    "check",
-    "collect",
     "figure_rows",
     "fmt_baseline",
     "fmt_ours",
@@ -60,15 +43,11 @@ __all__ = [
     "lecture_title",
     "machine_description",
     "main",
-    "paper_range",
     "plot_scoreboard",
-    "record",
-    "record_timing",
     "reference_workload",
     "render",
     "render_timing",
     "run_lecture",
-    "verdict",
     "write_scoreboard",
 ]
 
