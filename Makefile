@@ -29,7 +29,7 @@ $(MATHJAX):
 # install. A browser (Chromium or Google Chrome) is required for the site check; tcmalloc is an
 # optimisation: every training step allocates and frees tensors of a few MB, glibc's malloc hands
 # them back to the kernel and faults them in again on the next step, tcmalloc keeps them (same
-# arithmetic; lecture 4 ran in 326 s instead of 352 s). Without it the notebooks only run slower.
+# arithmetic, less time; measured in commit da3b46f). Without it the notebooks only run slower.
 browser:
 	@tools/system_deps.sh browser >/dev/null
 TCMALLOC = $$(tools/system_deps.sh tcmalloc 2>/dev/null)
@@ -57,7 +57,7 @@ book: $(STAMP) $(MATHJAX) browser malloc
 	mkdir -p _build
 	# jcache asks before creating a new cache: answer it, so that a clean clone builds unattended
 	echo y | $(BIN)/jcache notebook -p $(CACHE) add lectures/*.ipynb >/dev/null
-	# how fast the machine is today (about 6 s, one thread), printed on the timing page
+	# how fast the machine is today (one thread; its seconds are printed on the timing page)
 	GENCOURSE_QUIET=1 $(BIN)/python -m gencourse.scoreboard --budget cpu --reference
 	env -u MPLBACKEND $(CPU_ENV) OMP_NUM_THREADS=1 LD_PRELOAD=$(TCMALLOC) \
 	  $(BIN)/python tools/execute_book.py $(CACHE) --workers 2 --timeout 3600

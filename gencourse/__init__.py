@@ -1,8 +1,8 @@
 """gencourse: the companion package of the course on deep generative models.
 
-One module per idea of the course (see the book's "How this course is built" page):
-``runtime`` (devices, seeds, budgets), ``data``, ``nets``, ``divergences``, ``vae``,
-``plotting``, and the modules that later lectures add.
+One module per idea of the course; ``gencourse/README.md`` maps which module holds which idea
+and the layers they form (runtime and data, the formulas, the training core, the shared
+networks, the algorithms, the report and tools). Below: the few names every lecture uses.
 """
 
 from gencourse.runtime import budget, budget_level, get_device, progress, seed_everything

@@ -301,11 +301,10 @@ def fit_dip_batch(
     ``fit_dip`` run (up to floating-point rounding). The networks (of one class with a
     stacked form: :class:`SkipNet`, :class:`PixelImage`) are stacked by their class's ``stack``
     (for SkipNets, one grouped convolution per layer, batch statistics per member) and trained
-    as one network. Measured on one CPU thread (under load from other jobs) for lecture 6's
-    28×28 fits: 9 SkipNet(32, 1, (24, 24)) members took 66 ms per step together against 146 ms
-    for separate fits and 88 ms stacked by ``torch.func.vmap``; 6 CS members 43, 83 and 60 ms.
-    For three-level 96×96 networks the batched fit was slower than separate ones (53 against
-    38 ms for 3, through ``vmap``), so benchmark before batching larger images.
+    as one network. For lecture 6's 28×28 fits this was faster than separate fits and than
+    ``torch.func.vmap``; for three-level 96×96 networks batching was slower than separate fits
+    (the measurements are in the message of commit 29a4661), so benchmark before batching
+    larger images.
 
     ``z`` is (S, C, H, W), one input per member, or (1, C, H, W) shared by all; ``targets`` is
     (S, ...), row s compared with f applied to member s's output (1, C', H, W); ``operator`` f

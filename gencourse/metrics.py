@@ -4,7 +4,9 @@ All sample-based metrics compare a set of real and a set of generated images thr
 *feature network*. The papers use Inception-v3 trained on ImageNet; this course uses its own
 :class:`gencourse.nets.MNISTClassifier`, trained in the course on MNIST (no downloaded weights),
 so the numbers are "FID/IS in MNIST-classifier features" and are not comparable with published
-values computed with Inception.
+values computed with Inception. The formulas here take the features φ(x) and probabilities
+p(y|x) as arrays; :mod:`gencourse.features` computes them with the network (and holds the
+classifier two-sample test, which trains one), so this module imports no model.
 
 * Inception Score (Salimans et al., 2016): IS = exp(E_x KL(p(y|x) ‖ p(y))), p(y) = E_x p(y|x).
 * Fréchet distance (Heusel et al., 2017) between N(μ₁, Σ₁) and N(μ₂, Σ₂):
@@ -12,7 +14,6 @@ values computed with Inception.
 * FID at N samples is biased upwards, nearly linearly in 1/N (Chong & Forsyth, 2020):
   FID_N ≈ FID_∞ + b/N, and the intercept of a straight-line fit estimates FID_∞.
 * k-NN precision and recall (Kynkäänniemi et al., 2019), density and coverage (Naeem et al., 2020).
-* A classifier two-sample test: the held-out accuracy of a real-vs-generated detector.
 """
 
 from __future__ import annotations
@@ -24,48 +25,37 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 import torch
-from torch import nn
-
-from gencourse.nets import MNISTClassifier, train_classifier
 
 ArrayLike = np.ndarray | torch.Tensor
+
+# The feature network's helpers moved to gencourse.features (they run or train a model); the
+# old names still resolve here, imported on first use, so that the formulas import no model.
+_MOVED = {
+    "classifier_features": "gencourse.features",
+    "classifier_probs": "gencourse.features",
+    "detector_accuracy": "gencourse.features",
+    "MNISTClassifier": "gencourse.nets",
+    "train_classifier": "gencourse.nets",
+}
+
+__all__ = [
+    "density_coverage",
+    "extrapolate_fid",
+    "fid_from_features",
+    "fid_vs_sample_size",
+    "frechet_distance",
+    "inception_score",
+    "knn_radii",
+    "mean_and_covariance",
+    "precision_recall",
+    *_MOVED,  # deprecated aliases, resolved on first use (see __getattr__ at the end)
+]
 
 
 def _as_float64(x: ArrayLike) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
-
-
-# --------------------------------------------------------------------------- feature network
-
-
-@torch.no_grad()
-def classifier_features(model: MNISTClassifier, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """The feature map φ(x) of the course's feature network: ``model.features(x)``, the
-    128-dimensional penultimate layer of :class:`~gencourse.nets.MNISTClassifier`, shape (N, d)."""
-    if images.dim() != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
-    device = next(model.parameters()).device
-    model.eval()
-    out = [
-        model.features(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def classifier_probs(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Class probabilities p(y|x) = softmax(f(x)) of a classifier returning logits, shape (N, K)."""
-    if images.dim() != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
-    device = next(model.parameters()).device
-    model.eval()
-    out = [
-        model(images[i : i + batch_size].to(device)).softmax(-1).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
 
 
 # --------------------------------------------------------------------------- Inception Score
@@ -242,39 +232,11 @@ def density_coverage(real: ArrayLike, fake: ArrayLike, k: int = 5) -> dict[str, 
     return {"density": float(density), "coverage": float(coverage)}
 
 
-# --------------------------------------------------------------------------- two-sample test
+def __getattr__(name: str) -> object:
+    """Deprecated: ``metrics.classifier_features`` and the other names of ``_MOVED``, from their
+    new modules."""
+    if name in _MOVED:
+        import importlib
 
-
-def detector_accuracy(
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    steps: int,
-    test_fraction: float = 0.5,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    seed: int = 0,
-) -> float:
-    """A classifier two-sample test: train an :class:`~gencourse.nets.MNISTClassifier` with two
-    classes (real 1, generated 0) on part of the images and return its accuracy on the held-out
-    ``test_fraction`` of each set. About ½ means the detector cannot tell them apart."""
-    if real.shape[1:] != fake.shape[1:]:
-        raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} images differ in shape")
-    if real.shape[1:] != (1, 28, 28):
-        raise ValueError(f"the detector takes 1×28×28 images, got {tuple(real.shape[1:])}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    gen = torch.Generator().manual_seed(seed)
-    n = min(len(real), len(fake))
-    n_test = max(1, round(test_fraction * n))
-    if n - n_test < 1:
-        raise ValueError("too few images to train the detector")
-    r = real[torch.randperm(len(real), generator=gen)[:n]].cpu()
-    f = fake[torch.randperm(len(fake), generator=gen)[:n]].cpu()
-    x_train = torch.cat([r[n_test:], f[n_test:]])
-    y_train = torch.cat([torch.ones(n - n_test), torch.zeros(n - n_test)]).long()
-    torch.manual_seed(seed)
-    model = MNISTClassifier(n_classes=2)
-    train_classifier(model, x_train, y_train, steps, min(batch_size, len(x_train)), lr, seed)
-    with torch.no_grad():
-        correct = (model(r[:n_test]).argmax(1) == 1).sum() + (model(f[:n_test]).argmax(1) == 0).sum()
-    return float(correct) / (2 * n_test)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

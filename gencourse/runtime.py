@@ -1,5 +1,8 @@
 """Where code runs and how much work it does: devices, seeds, budgets, progress bars.
 
+(Training lives in :mod:`gencourse.train`; ``adam`` and ``fit`` at the end of this module are
+its deprecated aliases, kept so that old notebooks run.)
+
 Every notebook of the course runs unchanged on three machines. The *budget level* says which:
 
 * ``ci``  -- the 2-core CPU of continuous integration: seconds per lecture;
@@ -106,7 +109,31 @@ def progress(iterable: Iterable[T], desc: str | None = None, total: int | None =
     return tqdm(iterable, desc=desc, total=total, disable=quiet, leave=True)
 
 
-SCHEDULES = ("constant", "cosine")  # the named schedules of gencourse.train.fit
+# Training moved to gencourse.train. The deprecated wrappers below keep old notebooks working;
+# they import the training core when called (it imports this module), and SCHEDULES resolves
+# from gencourse.train.loop on first use (see __getattr__).
+_MOVED = ("SCHEDULES",)
+__all__ = [
+    *_MOVED,
+    "BUDGET_ENV",
+    "LEVELS",
+    "adam",
+    "budget",
+    "budget_level",
+    "fit",
+    "get_device",
+    "progress",
+    "seed_everything",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Deprecated: ``runtime.SCHEDULES``, now :data:`gencourse.train.loop.SCHEDULES`."""
+    if name in _MOVED:
+        from gencourse.train import loop
+
+        return loop.SCHEDULES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def adam(

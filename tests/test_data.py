@@ -4,13 +4,13 @@ import warnings
 import pytest
 import torch
 
-from gencourse import data
 from gencourse.data import (
     BundledDataError,
     binarize,
     bundled_dir,
     grid_mixture,
     load_mnist,
+    mnist,
     read_idx_mnist,
     ring_mixture,
 )
@@ -50,9 +50,9 @@ def test_bundled_split_is_deterministic_disjoint_and_complete(splits):
 
 def test_offline_download_falls_back_with_one_warning(monkeypatch):
     monkeypatch.delenv("GENCOURSE_OFFLINE", raising=False)
-    data._download_split.cache_clear()
-    data._warn_bundled.cache_clear()
-    monkeypatch.setattr(data, "_download_split", lambda split, root: RuntimeError("no network"))
+    mnist._download_split.cache_clear()
+    mnist._warn_bundled.cache_clear()
+    monkeypatch.setattr(mnist, "_download_split", lambda split, root: RuntimeError("no network"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds1 = load_mnist("train")
@@ -66,7 +66,7 @@ def test_offline_download_falls_back_with_one_warning(monkeypatch):
 
 def test_download_is_used_when_it_works(monkeypatch):
     fake = (torch.zeros(3, 28, 28, dtype=torch.uint8) + 255, torch.tensor([1, 2, 3]))
-    monkeypatch.setattr(data, "_download_split", lambda split, root: fake)
+    monkeypatch.setattr(mnist, "_download_split", lambda split, root: fake)
     ds = load_mnist("train", download=True)
     assert ds.source == "torchvision" and len(ds) == 3 and ds.images.max() == 1.0
 

@@ -95,7 +95,9 @@ def test_timing_page_shows_the_reference_workload(tmp_path, monkeypatch):
     assert "took 12.3 s before the `cpu` run" in report
     assert "Machine speed" not in render_timing({"cpu": {"a": 1.0}}, "m", "d")
     # the command line times it into the results folder, and --timing reads it back
-    monkeypatch.setattr(sb, "reference_workload", lambda steps=100: 7.5)
+    from gencourse.report import benchmark
+
+    monkeypatch.setattr(benchmark, "reference_workload", lambda steps=100: 7.5)
     results = tmp_path / "results-cpu"
     assert sb.main(["--budget", "cpu", "--reference", "--results", str(results)]) == 0
     (results / "timing").mkdir()

@@ -53,7 +53,12 @@ def public_api() -> dict[str, list[str]]:
     for name in sorted(names):
         module = importlib.import_module(name)
         public = []
-        for attr, value in vars(module).items():
+        # a module's own names, and the names its __all__ resolves on first use (a moved name's
+        # deprecated alias, served by the module's __getattr__)
+        lazy = {
+            attr: getattr(module, attr) for attr in getattr(module, "__all__", ()) if attr not in vars(module)
+        }
+        for attr, value in {**vars(module), **lazy}.items():
             if attr.startswith("_") or inspect.ismodule(value) or isinstance(value, TypeVar):
                 continue
             origin = (
