@@ -53,14 +53,17 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import itertools
 import math
 import time
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SklearnMixture
 
 from gencourse.autoregressive import (
     PixelCNN,
@@ -71,15 +74,17 @@ from gencourse.autoregressive import (
     train_pixelcnn,
 )
 from gencourse.data import binarize, load_mnist, ring_mixture
+from gencourse.lecture import start
 from gencourse.mixtures import GaussianMixture, fit_gaussian, fit_mixture, gaussian_log_density
 from gencourse.plotting import plot_history, show_images
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
-from gencourse.scoreboard import record, record_timing
+from gencourse.runtime import budget, seed_everything
+from gencourse.scoreboard import record
 from gencourse.vae import bernoulli_log_likelihood
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("00_generative_basics")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. The goal
@@ -262,20 +267,15 @@ gmm1, _ = fit_mixture(x_fit, 1, 1)
 assert torch.allclose(gmm1.means[0], mu_hat) and torch.allclose(gmm1.covariances[0], sigma_hat)
 
 # an independent implementation: scikit-learn's EM from the same starting point
-import warnings
-
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture as SklearnMixture
-
-start, _ = fit_mixture(x_fit, K, 0, seed=0)
+em_start, _ = fit_mixture(x_fit, K, 0, seed=0)
 sk = SklearnMixture(
     K,
     reg_covar=0.0,
     max_iter=EM_STEPS,
     tol=0.0,
-    weights_init=start.weights.numpy(),
-    means_init=start.means.numpy(),
-    precisions_init=np.linalg.inv(start.covariances.numpy()),
+    weights_init=em_start.weights.numpy(),
+    means_init=em_start.means.numpy(),
+    precisions_init=np.linalg.inv(em_start.covariances.numpy()),
 )
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -469,8 +469,8 @@ plt.show()
 # The cell printed the PixelCNN's exact test negative log-likelihood, far below that of
 # independent pixels (by more than 20 nats, asserted). The paper's PixelCNN reaches 81.3 nats on
 # binarised MNIST {cite}`vandenoord2016pixel`, with a larger network, the full MNIST training set
-# and much longer training; our data differ (the set-up cell printed how many training images we
-# use: offline, the 9,000 bundled ones; and we evaluate on the first test digits only), and ours
+# and much longer training; our data differ (the first cell of Section 3 printed how many training
+# images we use: offline, the 9,000 bundled ones; and we evaluate on the first test digits only), and ours
 # is a small network trained for minutes on a CPU, so the paper's number is not reproduced at
 # this budget. At the `cpu` budget the next cell also asserts that ours is below 110 nats. Both
 # numbers, with the independent-pixel baseline, go to the scoreboard.
@@ -659,6 +659,4 @@ plt.show()
 #   Carlo estimates poorly: lecture 1 (VAEs) bounds it, lecture 2 (GANs) does without it.
 
 # %%
-ELAPSED = time.perf_counter() - T0
-record_timing("00_generative_basics", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

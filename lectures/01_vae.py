@@ -53,19 +53,22 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy.stats import binom, entropy
 
 from gencourse.data import binarize, load_mnist
 from gencourse.divergences import kl_discrete, kl_gaussian
+from gencourse.lecture import start
 from gencourse.plotting import latent_manifold, plot_history, show_images
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
-from gencourse.scoreboard import record, record_timing
+from gencourse.runtime import budget, seed_everything
+from gencourse.scoreboard import record
 from gencourse.vae import (
     VAE,
     Autoencoder,
@@ -80,9 +83,10 @@ from gencourse.vae import (
     train_vae,
 )
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("01_vae")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. Latent-variable models
@@ -244,8 +248,6 @@ print(f"p = {p}, KL(P‖Q) = {kl_pq:.4f} nats, KL(Q‖P) = {kl_qp:.4f} nats")
 assert np.allclose(p, [0.36, 0.48, 0.16])
 assert round(kl_pq, 4) == 0.0853 and round(kl_qp, 4) == 0.0975
 # independent references: scipy's relative entropy, and the hand expansion above
-from scipy.stats import binom, entropy
-
 assert math.isclose(kl_pq, entropy(binom.pmf([0, 1, 2], 2, 0.4), q), rel_tol=1e-12)
 assert math.isclose(kl_pq, math.log(3) - entropy(p), rel_tol=1e-12)  # KL to uniform = log 3 − H(P)
 # the slides' 0.0414 is neither direction in nats, bits (÷ log 2) or base 10 (÷ log 10)
@@ -527,8 +529,8 @@ assert abs(by_std.std() - 2) < 0.02 and abs(by_var.std() - 4) < 0.04
 #  - \tfrac12 \textstyle\sum_j \big(\sigma_{bj}^2 + \mu_{bj}^2 - 1 - \log \sigma_{bj}^2\big)\Big].
 # $$
 #
-# Offline, the package trains on the 9,000 bundled images instead of MNIST's 60,000 (the set-up
-# cell printed which); expect a worse test likelihood than published numbers.
+# Offline, the package trains on the 9,000 bundled images instead of MNIST's 60,000 (the first
+# cell of Section 1 printed which); expect a worse test likelihood than published numbers.
 
 # %%
 VAE_STEPS = budget(ci=800, cpu=12_000, gpu=60_000)
@@ -794,10 +796,8 @@ plt.show()
 # through this latent space and show its decoding; the rendered book shows the static grid
 # above instead.
 
+
 # %% tags=["remove-cell"]
-import ipywidgets as widgets
-
-
 def show_code(z1: float = 0.0, z2: float = 0.0) -> None:
     """Decode the 2-D code (z1, z2) with the 2-D VAE and show it."""
     image = vae2.decode(torch.tensor([[z1, z2]], dtype=torch.float32).to(DEVICE)).cpu()
@@ -807,6 +807,7 @@ def show_code(z1: float = 0.0, z2: float = 0.0) -> None:
 
 slider = dict(min=-3.0, max=3.0, step=0.1, value=0.0)
 _ = widgets.interact(show_code, z1=widgets.FloatSlider(**slider), z2=widgets.FloatSlider(**slider))
+
 # %% [markdown]
 # **Interpolation.** Decoding the straight line between the codes of two test digits moves
 # through plausible digits, because the decoder was trained on codes that fill the space
@@ -873,6 +874,4 @@ plt.show()
 # Next: lecture 2 replaces the likelihood altogether with a discriminator.
 
 # %%
-ELAPSED = time.perf_counter() - T0
-record_timing("01_vae", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

@@ -55,7 +55,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -77,6 +77,7 @@ from gencourse.gan import (
     train_gan,
     trivial_generators,
 )
+from gencourse.lecture import start
 from gencourse.nets import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -85,12 +86,13 @@ from gencourse.nets import (
 )
 from gencourse.pacgan import mode_stats
 from gencourse.plotting import plot_history, show_images
-from gencourse.runtime import budget, budget_level, fit, get_device, seed_everything
-from gencourse.scoreboard import record, record_timing
+from gencourse.runtime import budget, fit, seed_everything
+from gencourse.scoreboard import record
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("02_gan")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. From classification to a game
@@ -969,6 +971,4 @@ plt.show()
 # the supports of $P$ and $Q$ do not overlap, and replaces JS by the Wasserstein distance.
 
 # %%
-ELAPSED = time.perf_counter() - T0
-record_timing("02_gan", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

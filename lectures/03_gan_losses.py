@@ -55,7 +55,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -80,6 +80,7 @@ from gencourse.gan import (
     train_gan,
     trivial_generators,
 )
+from gencourse.lecture import start
 from gencourse.nets import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -88,12 +89,13 @@ from gencourse.nets import (
 )
 from gencourse.pacgan import mode_stats
 from gencourse.plotting import show_images
-from gencourse.runtime import budget, budget_level, fit, get_device, seed_everything
-from gencourse.scoreboard import record, record_timing
+from gencourse.runtime import budget, fit, seed_everything
+from gencourse.scoreboard import record
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("03_gan_losses")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. The earth mover's distance and its dual
@@ -961,6 +963,4 @@ assert range_ratio > 100
 #   it matters and leaves the weights free.
 
 # %%
-ELAPSED = time.perf_counter() - T0
-record_timing("03_gan_losses", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

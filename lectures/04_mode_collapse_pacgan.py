@@ -58,19 +58,21 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import itertools
 import math
 import time
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from scipy.optimize import linprog
+from scipy.optimize import linprog, minimize_scalar
 
 from gencourse.data import grid_mixture, load_mnist, ring_mixture
 from gencourse.divergences import tv_distance, tv_product
 from gencourse.gan import sample_latent, train_gan
+from gencourse.lecture import start
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator, MNISTClassifier, accuracy, train_classifier
 from gencourse.pacgan import (
     HIGH_QUALITY_MIN,
@@ -79,8 +81,10 @@ from gencourse.pacgan import (
     Packed,
     beyond_spread,
     blur_images,
+    collapsed_extremal_pair,
     gaussian_fit_samples,
     has_mode_collapse,
+    lower_boundary,
     matched_maxout_hidden,
     mode_stats,
     pack,
@@ -91,12 +95,14 @@ from gencourse.pacgan import (
     uniform_box_samples,
 )
 from gencourse.plotting import show_images
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
-from gencourse.scoreboard import record, record_timing
+from gencourse.runtime import budget, seed_everything
+from gencourse.scoreboard import record
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("04_mode_collapse_pacgan")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
+
 # %% [markdown]
 # ## 1. Mode collapse, seen
 #
@@ -624,10 +630,8 @@ plt.show()
 # small discrete distributions, choose $m$, and read $d_{TV}(P^m, Q^m)$. The rendered book shows
 # the static figure above instead.
 
+
 # %% tags=["remove-cell"]
-import ipywidgets as widgets
-
-
 def parse_distribution(text: str) -> np.ndarray:
     """'0.5, 0.3, 0.2' → a probability vector (normalised)."""
     values = np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
@@ -845,12 +849,8 @@ _ = widgets.interact(
 # for its class, finds the channel of the proof by linear programming
 # (`scipy.optimize.linprog`) and checks that the extremal pairs attain the bounds.
 
+
 # %%
-from scipy.optimize import minimize_scalar
-
-from gencourse.pacgan import collapsed_extremal_pair, lower_boundary
-
-
 def optimise(f, lo: float, hi: float, n_grid: int = 41) -> tuple[float, float]:
     """min of f over [lo, hi]: the best point of a grid, refined by a bounded scalar search
     between its grid neighbours. Returns (value, argument)."""
@@ -1560,6 +1560,4 @@ for name in ("DCGAN", "PacDCGAN2"):
 # Next: lecture 5 uses a trained generator as a prior for inverse problems.
 
 # %%
-ELAPSED = time.perf_counter() - T0
-record_timing("04_mode_collapse_pacgan", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

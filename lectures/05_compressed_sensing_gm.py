@@ -61,13 +61,16 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy.optimize import linprog
+from scipy.stats import chi2
+from skimage import data as skdata
 from torch.nn import functional as F
 
 from gencourse.data import load_mnist
@@ -91,15 +94,18 @@ from gencourse.inverse import (
     srec_search,
     steps_to_reach,
 )
+from gencourse.lecture import start
 from gencourse.nets import accuracy, trained_mnist_classifier
 from gencourse.plotting import show_images
-from gencourse.runtime import budget, budget_level, get_device
+from gencourse.runtime import budget
 from gencourse.scoreboard import record
 from gencourse.vae import trained_mnist_vae
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("05_compressed_sensing_gm")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
+
 
 # %% [markdown]
 # ## 1. Compressed sensing
@@ -160,9 +166,6 @@ print(f"budget level: {LEVEL}, device: {DEVICE}")
 # grows with the sparsity, and only logarithmically with the dimension.
 #
 # %%
-from scipy.optimize import linprog
-
-
 def envelope_lp(x: np.ndarray, points: np.ndarray) -> float:
     """min Σ_j λ_j ‖p_j‖₀ over λ ≥ 0 with Σ λ_j = 1 and Σ λ_j p_j = x: an upper bound on the
     convex envelope of ‖·‖₀ at x (exact when the points include the ones that attain it)."""
@@ -220,8 +223,6 @@ assert sparse_err[40] > 0.5 and sparse_err[300] < 0.05
 # scikit-image's `camera` photograph.
 
 # %%
-from skimage import data as skdata
-
 test_set, train_set = load_mnist("test"), load_mnist("train")
 print(f"{len(train_set):,} training and {len(test_set):,} test images ({train_set.source} MNIST)")
 camera = torch.from_numpy(skdata.camera()[100:212:4, 200:312:4].astype(np.float32) / 255)
@@ -433,8 +434,6 @@ assert err_range.median() < 0.2 * err_mean_range.median()
 # $\chi^2$ tails, computes $C$, and measures $\|A\|$.
 
 # %%
-from scipy.stats import chi2
-
 for m_, t_ in [(10, 0.5), (25, 2.0), (100, 5.0), (400, 10.0)]:
     lower = chi2.cdf(m_ - 2 * math.sqrt(m_ * t_), m_)  # P(X ≤ m − 2√(mt))
     upper = chi2.sf(m_ + 2 * math.sqrt(m_ * t_) + 2 * t_, m_)  # P(X ≥ m + 2√(mt) + 2t)
@@ -1367,8 +1366,4 @@ print(
 # Next: the deep image prior (Lecture 6), which needs no training data at all.
 
 # %%
-from gencourse.scoreboard import record_timing
-
-ELAPSED = time.perf_counter() - T0
-record_timing("05_compressed_sensing_gm", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

@@ -58,7 +58,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -72,14 +72,16 @@ from gencourse.data import load_mnist
 from gencourse.dip import PixelImage, SkipNet, dip_input, fit_dip, fit_dip_batch
 from gencourse.gan import trained_dcgan
 from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matrix, measure, project
+from gencourse.lecture import start
 from gencourse.plotting import show_images
 from gencourse.restoration import psnr
-from gencourse.runtime import budget, budget_level, get_device
+from gencourse.runtime import budget
 from gencourse.scoreboard import record
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("06_deep_image_prior")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. The deep image prior
@@ -575,8 +577,4 @@ plt.show()
 #   data, and much of its advantage comes from its TV term.
 
 # %%
-from gencourse.scoreboard import record_timing
-
-ELAPSED = time.perf_counter() - T0
-record_timing("06_deep_image_prior", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

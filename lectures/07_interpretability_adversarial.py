@@ -60,10 +60,11 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import copy
 import time
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -94,16 +95,18 @@ from gencourse.adversarial import (
     train_substitute,
 )
 from gencourse.data import load_mnist
+from gencourse.lecture import start
 from gencourse.nets import MNISTClassifier, accuracy, train_classifier, trained_mnist_classifier
 from gencourse.plotting import show_images
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
+from gencourse.runtime import budget, seed_everything
 from gencourse.scoreboard import record
 from gencourse.vae import mnist_vae, train_vae
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("07_interpretability_adversarial")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 RESULTS: dict[str, float] = {}  # every rate the lecture reports, printed together at the end
-print(f"budget level: {LEVEL}, device: {DEVICE}")
 
 # %% [markdown]
 # ## 1. A classifier to study
@@ -433,10 +436,8 @@ plt.show()
 # FGSM at the $\varepsilon$ you choose and shows the attacked images with the classifier's
 # predictions; the rendered book shows the accuracy curve above instead.
 
+
 # %% tags=["remove-cell"]
-import ipywidgets as widgets
-
-
 def show_fgsm(eps: float = 0.1) -> None:
     """FGSM at ``eps`` on the first eight test digits: x' = clip(x + ε sign ∇ₓℓ(x, y))."""
     x_adv = fgsm(clf, x_eval[:8], y_eval[:8], eps).cpu()
@@ -1126,12 +1127,8 @@ plt.show()
 # Every rate of the lecture, at the budget printed:
 
 # %%
-from gencourse.scoreboard import record_timing
-
 print(f"budget: {LEVEL}")
 for name, value in RESULTS.items():
     print(f"  {name:62s} {value:.3f}")
 
-ELAPSED = time.perf_counter() - T0
-record_timing("07_interpretability_adversarial", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

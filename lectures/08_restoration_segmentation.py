@@ -57,7 +57,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gencourse.data import random_ellipse_phantoms, shepp_logan
+from gencourse.lecture import start
 from gencourse.plotting import show_images
 from gencourse.restoration import (
     EncoderDecoder,
@@ -86,12 +87,13 @@ from gencourse.restoration import (
     train_pixelwise,
     upsampler,
 )
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
+from gencourse.runtime import budget, seed_everything
 from gencourse.scoreboard import record
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("08_restoration_segmentation")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # **The images of this lecture** are CT phantoms of 64×64 pixels: random "heads" made of
@@ -788,8 +790,4 @@ plt.show()
 #   PSNR and SSIM, on held-out phantoms.
 
 # %%
-from gencourse.scoreboard import record_timing
-
-ELAPSED = time.perf_counter() - T0
-record_timing("08_restoration_segmentation", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

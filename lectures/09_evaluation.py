@@ -56,7 +56,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -64,11 +64,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import scipy.linalg
 import torch
+from scipy.stats import entropy
 
 from gencourse import metrics
 from gencourse.adversarial import gaussian_blur
 from gencourse.data import grid_mixture, load_mnist
 from gencourse.gan import sample_latent, trained_dcgan
+from gencourse.lecture import start
 from gencourse.nets import (
     DCGANGenerator,
     accuracy,
@@ -76,12 +78,14 @@ from gencourse.nets import (
 )
 from gencourse.pacgan import mode_stats
 from gencourse.plotting import show_images
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
+from gencourse.runtime import budget, seed_everything
+from gencourse.scoreboard import record
 from gencourse.vae import trained_mnist_vae
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("09_evaluation")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. The feature network
@@ -152,8 +156,6 @@ ref_features = metrics.classifier_features(classifier, ref_images)
 # Both extremes are checked below, together with the entropy form against `scipy.stats.entropy`.
 
 # %%
-from scipy.stats import entropy
-
 uniform_probs = np.full((1_000, 10), 0.1)
 confident_probs = np.eye(10)[np.arange(1_000) % 10]
 is_uniform, is_confident = metrics.inception_score(uniform_probs), metrics.inception_score(confident_probs)
@@ -445,10 +447,8 @@ if LEVEL != "ci":
 # each comparison in its note, and the cell prints each row's verdict ("below baseline" when a
 # model does not beat both trivial baselines).
 
+
 # %%
-from gencourse.scoreboard import record
-
-
 def fid_and_is(images: torch.Tensor) -> tuple[float, float]:
     """FID against the reference set and the IS (mean over 10 splits) of a set of images."""
     fid = metrics.fid_from_features(ref_features, metrics.classifier_features(classifier, images))
@@ -857,8 +857,4 @@ plt.show()
 # * A detector trained to tell real from generated digits succeeds on every generator here.
 
 # %%
-from gencourse.scoreboard import record_timing
-
-ELAPSED = time.perf_counter() - T0
-record_timing("09_evaluation", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

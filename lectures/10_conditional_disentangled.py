@@ -56,7 +56,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -86,14 +86,16 @@ from gencourse.disentangle import (
     train_infogan,
 )
 from gencourse.gan import MLPDiscriminator, data_sampler, generator_loss, sample_latent
+from gencourse.lecture import start
 from gencourse.nets import accuracy, trained_mnist_classifier
 from gencourse.plotting import show_images
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
+from gencourse.runtime import budget, seed_everything
 from gencourse.scoreboard import record
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("10_conditional_disentangled")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. Label-conditional GANs
@@ -787,8 +789,4 @@ plt.show()
 #   budget none does: InfoGAN-CR's advantage over InfoGAN is not reproduced at this budget.
 
 # %%
-from gencourse.scoreboard import record_timing
-
-ELAPSED = time.perf_counter() - T0
-record_timing("10_conditional_disentangled", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

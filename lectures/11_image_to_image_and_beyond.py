@@ -58,18 +58,20 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from skimage.data import camera  # a bundled scikit-image photograph
 from torch import nn
 from torch.nn import functional as F
 
 from gencourse.data import load_mnist, ring_mixture
 from gencourse.gan import MLPDiscriminator, MLPGenerator, data_sampler, train_gan
+from gencourse.lecture import start
 from gencourse.nets import (
     DCGANDiscriminator,
     accuracy,
@@ -77,7 +79,7 @@ from gencourse.nets import (
 )
 from gencourse.plotting import show_images
 from gencourse.restoration import psnr
-from gencourse.runtime import budget, budget_level, get_device, seed_everything
+from gencourse.runtime import budget, seed_everything
 from gencourse.scoreboard import record
 from gencourse.translation import (
     PatchDiscriminator,
@@ -95,9 +97,10 @@ from gencourse.translation import (
     unit_iou,
 )
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("11_image_to_image_and_beyond")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. pix2pix: paired translation
@@ -675,8 +678,6 @@ print(f"top units, ink of other samples:  {iou_null[top_units].numpy().round(3)}
 # s_m$ and checked against the support of the gradient of one output logit.
 
 # %%
-from skimage.data import camera  # noqa: E402 -- a bundled scikit-image photograph
-
 image = torch.from_numpy(camera().astype(np.float32) / 255)[None, None]
 sizes = [int(round(256 * 0.75**n)) for n in range(6)][::-1]  # coarse to fine
 pyramid = [F.interpolate(image, size=(s, s), mode="area") for s in sizes]
@@ -895,8 +896,4 @@ assert cond_exact - do_exact > 0.15  # conditioning and intervening differ
 #   conditioning, $P(Y \mid \mathrm{do}(X)) \ne P(Y \mid X)$, computed exactly on a toy graph.
 
 # %%
-from gencourse.scoreboard import record_timing
-
-ELAPSED = time.perf_counter() - T0
-record_timing("11_image_to_image_and_beyond", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

@@ -60,7 +60,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -73,6 +73,7 @@ from torch.autograd.functional import jacobian
 from gencourse.autoregressive import PixelCNN, log_likelihood, train_pixelcnn
 from gencourse.data import binarize, grid_mixture, load_mnist, ring_mixture
 from gencourse.flows import AffineCoupling, RealNVP, bits_per_dim, dequantize
+from gencourse.lecture import start
 from gencourse.mixtures import fit_gaussian, gaussian_log_density
 from gencourse.pacgan import (
     MaxoutDiscriminator,
@@ -85,13 +86,14 @@ from gencourse.pacgan import (
     uniform_box_samples,
 )
 from gencourse.plotting import plot_history, show_images
-from gencourse.runtime import budget, budget_level, fit, get_device, seed_everything
-from gencourse.scoreboard import record, record_timing
+from gencourse.runtime import budget, fit, seed_everything
+from gencourse.scoreboard import record
 from gencourse.vae import elbo_terms, importance_log_likelihood, trained_mnist_vae
 
-LEVEL, DEVICE = budget_level(), get_device()
-T0 = time.perf_counter()
-print(f"budget level: {LEVEL}, device: {DEVICE}")
+# %%
+# the budget level and the device every number below was computed with; starts the clock
+LECTURE = start("12_normalizing_flows")
+LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
 # %% [markdown]
 # ## 1. Change of variables
@@ -1310,6 +1312,4 @@ record(
 # Next: lecture 13 derives diffusion models from lecture 1's ELBO.
 
 # %%
-ELAPSED = time.perf_counter() - T0
-record_timing("12_normalizing_flows", ELAPSED)
-print(f"lecture run time at budget '{LEVEL}': {ELAPSED:.0f} s")
+LECTURE.finish()

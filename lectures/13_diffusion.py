@@ -65,7 +65,7 @@ if "google.colab" in sys.modules:
 
     output.enable_custom_widget_manager()  # ipywidgets 8 (sliders, progress bars) on Colab
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -74,15 +74,21 @@ import numpy as np
 import torch
 from torch import distributions as D
 
-from gencourse.data import grid_mixture
+from gencourse import metrics
+from gencourse.adversarial import gaussian_blur
+from gencourse.data import grid_mixture, load_mnist
 from gencourse.diffusion import (
     MixtureEps,
     MLPDenoiser,
+    UNet,
     alpha_bars,
+    clip_x0,
     cosine_betas,
     ddim_update,
+    dps_sample,
     elbo_terms,
     elbo_weights,
+    guided,
     linear_betas,
     predict_x0,
     q_posterior,
@@ -92,7 +98,10 @@ from gencourse.diffusion import (
     score_from_eps,
     trained_diffusion,
 )
+from gencourse.gan import sample_latent, trained_dcgan
+from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matrix, measure
 from gencourse.lecture import start
+from gencourse.nets import accuracy, trained_mnist_classifier
 from gencourse.pacgan import (
     MaxoutDiscriminator,
     PacGANGenerator,
@@ -103,9 +112,13 @@ from gencourse.pacgan import (
     train_pacgan,
     uniform_box_samples,
 )
+from gencourse.plotting import show_images
 from gencourse.runtime import budget
 from gencourse.scoreboard import record
+from gencourse.vae import trained_mnist_vae
 
+# %%
+# the budget level and the device every number below was computed with; starts the clock
 LECTURE = start("13_diffusion")
 LEVEL, DEVICE = LECTURE.level, LECTURE.device
 
@@ -1006,15 +1019,6 @@ record(
 # probability above 0.9.
 
 # %%
-from gencourse import metrics
-from gencourse.adversarial import gaussian_blur
-from gencourse.data import load_mnist
-from gencourse.diffusion import UNet, clip_x0, guided
-from gencourse.gan import sample_latent, trained_dcgan
-from gencourse.nets import accuracy, trained_mnist_classifier
-from gencourse.plotting import show_images
-from gencourse.vae import trained_mnist_vae
-
 train_set, test_set = load_mnist("train"), load_mnist("test")
 t_refs = time.perf_counter()
 CLF_STEPS = budget(ci=200, cpu=1_500, gpu=3_000)  # lecture 9's judge (cached in a book build)
@@ -1423,9 +1427,6 @@ if LEVEL != "ci":  # the statements of the text below, at the cpu budget
 # image and the mean training image). Error bars are 95 % intervals over the digits.
 
 # %%
-from gencourse.diffusion import dps_sample
-from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matrix, measure
-
 N_CS = budget(ci=4, cpu=20, gpu=40)
 CS_M = budget(ci=[50, 200], cpu=[25, 50, 100, 400], gpu=[10, 25, 50, 100, 200, 300, 400, 500, 750])
 DPS_STEPS, ZETA_CS, ZETA_INPAINT = budget(ci=20, cpu=250, gpu=1_000), 1.0, 3.0

@@ -194,7 +194,17 @@ def cells(text: str) -> list[tuple[int, str]]:
 
 def device_names(tree: ast.Module) -> set[str]:
     """Names bound to ``get_device()`` (``DEVICE = get_device()``, ``LEVEL, DEVICE = ..., get_device()``)
-    and names bound to those (``device = DEVICE``)."""
+    or to the device of a lecture started by ``gencourse.lecture.start`` (``LECTURE = start(...)``,
+    then ``LEVEL, DEVICE = LECTURE.level, LECTURE.device``), and names bound to those (``device = DEVICE``)."""
+    lectures = {
+        t.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and getattr(node.value.func, "id", "") == "start"
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     names: set[str] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Assign) or len(node.targets) != 1:
@@ -206,8 +216,15 @@ def device_names(tree: ast.Module) -> set[str]:
             else [(target, value)]
         )
         for t, v in pairs:
-            is_device = (isinstance(v, ast.Call) and getattr(v.func, "id", "") == "get_device") or (
-                isinstance(v, ast.Name) and v.id in names
+            is_device = (
+                (isinstance(v, ast.Call) and getattr(v.func, "id", "") == "get_device")
+                or (isinstance(v, ast.Name) and v.id in names)
+                or (
+                    isinstance(v, ast.Attribute)
+                    and v.attr == "device"
+                    and isinstance(v.value, ast.Name)
+                    and v.value.id in lectures
+                )
             )
             if is_device and isinstance(t, ast.Name):
                 names.add(t.id)
@@ -345,6 +362,12 @@ def test_assignments_compute_on_the_cpu():
     for path in ASSIGNMENTS:
         assert not device_names(ast.parse(path.read_text())), f"{path.name} uses the device"
         assert "get_device" not in path.read_text() and "DEVICE" not in path.read_text()
+
+
+def test_the_device_of_a_started_lecture_is_the_device():
+    started = 'LECTURE = start("00_x")\nLEVEL, DEVICE = LECTURE.level, LECTURE.device\nd = DEVICE\n'
+    assert device_names(ast.parse(started)) == {"DEVICE", "d"}
+    assert device_names(ast.parse("LECTURE = object()\nDEVICE = LECTURE.device\n")) == set()
 
 
 def test_every_source_is_read():
