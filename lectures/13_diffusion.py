@@ -704,9 +704,9 @@ for hq in hq_exact.values():  # the statements of the text below
 # of one setting are trained together as one ensemble of independent networks (`members`, as in
 # lecture 4).
 #
-# **GAN and PacGAN2.** Lecture 4's `cpu` protocol, unchanged (`train_pacgan` with the same
-# networks, learning rates, number of updates and seeds; the cell prints it), so these rows are
-# lecture 4's runs, trained again here.
+# **GAN and PacGAN2.** Lecture 4's `cpu` protocol, unchanged
+# (`gencourse.pacgan.train_mixture_setting` with the same networks, learning rates, number of
+# updates and seeds; the cell prints it), so these rows are lecture 4's runs, trained again here.
 #
 # **Trivial baselines**, as in lecture 4: uniform noise on the data's bounding box, one
 # Gaussian fitted by maximum likelihood, and the true mixture (the ceiling), five draws each.
