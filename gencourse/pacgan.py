@@ -155,6 +155,37 @@ def quality_invalid_reason(high_quality: ArrayLike, threshold: float = HIGH_QUAL
     return f"high quality {100 * mean:.1f} % < {100 * threshold:.0f} %"
 
 
+def mode_stats_over_draws(
+    sample: Callable[[torch.Generator], torch.Tensor],
+    centers: torch.Tensor,
+    std: float,
+    draws: int = 5,
+    seed: int = 50,
+) -> dict[str, np.ndarray]:
+    """:func:`mode_stats` of ``draws`` independent samples of a fixed generator (a baseline that
+    learns nothing): draw i is ``sample(torch.Generator().manual_seed(seed + i))``. Returns, for
+    each metric ("modes", "high_quality", "reverse_kl"), the array (draws,) of its values, the
+    high-quality fraction in per cent, 100 · high_quality (the unit of the lectures' tables)."""
+    require_int("draws", draws, 1)
+    runs = [mode_stats(sample(torch.Generator().manual_seed(seed + i)), centers, std) for i in range(draws)]
+    out = {
+        key: np.array([r[key] for r in runs], dtype=float) for key in ("modes", "high_quality", "reverse_kl")
+    }
+    out["high_quality"] *= 100
+    return out
+
+
+def mean_std(values: ArrayLike) -> tuple[float, float]:
+    """Mean and sample standard deviation over runs, NaN runs (no high-quality sample) dropped:
+    x̄ = Σᵢ xᵢ / n and s = √(Σᵢ (xᵢ − x̄)² / (n − 1)) over the n runs left; s is NaN for a single
+    run, and both are NaN when no run is left."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
+
+
 def beyond_spread(a: ArrayLike, b: ArrayLike, higher_is_better: bool = True, z: float = 2.0) -> bool:
     """Whether runs ``a`` beat runs ``b`` beyond the spread over seeds: the difference of the
     means, in the metric's direction, exceeds ``z`` standard errors of that difference,
@@ -308,6 +339,60 @@ def matched_maxout_hidden(target: int, in_dim: int = 2, pieces: int = 5, depth: 
 # --------------------------------------------------------------------------------------------
 # Training an ensemble: PacGAN, GAN (pack = 1) and the unrolled GAN.
 # --------------------------------------------------------------------------------------------
+
+
+MIXTURE_CPU_PROTOCOL: dict[str, object] = {
+    "g_hidden": 64, "g_depth": 3, "g_batch_norm": False, "d_hidden": 48, "init_std": None,
+    "lr": 1e-3, "lr_d": 1e-2, "lr_end": 1e-4, "betas": (0.5, 0.9), "steps": 4_000,
+}  # fmt: skip
+"""The course's protocol for GANs on the 2-D mixtures at the ``cpu`` budget (lecture 4; reused by
+lectures 12 and 13): generator width × depth, batch norm or not, maxout discriminator width,
+initialisation std (None: PyTorch's default), learning rates of G and D, final learning rate of
+the linear decay, Adam's betas and the number of updates. See :func:`train_mixture_setting`."""
+
+
+def train_mixture_setting(
+    data: torch.Tensor,
+    protocol: dict,
+    m: int = 1,
+    *,
+    members: int,
+    seed: int,
+    evaluate: Callable[[torch.Tensor], dict[str, float]] | None = None,
+    n_eval: int = 2_500,
+    eval_every: int = 0,
+    pieces: int = 5,
+    batch_size: int = 100,
+    d_hidden: int | None = None,
+    bn_groups: int | None = None,
+    unroll: int = 0,
+    device: torch.device | str = "cpu",
+    desc: str = "PacGAN",
+) -> tuple[dict[str, list], PacGANGenerator, MaxoutDiscriminator]:
+    """One setting of the 2-D mixture experiments: ``members`` GANs (m = 1) or PacGANm trained at
+    once. After ``torch.manual_seed(seed)``, builds G = :class:`PacGANGenerator` (2-D codes →
+    g_hidden units, g_depth layers → d, d = data.shape[1]) then D = :class:`MaxoutDiscriminator` (m·d inputs,
+    ``d_hidden`` or the protocol's width, ``pieces`` pieces, 3 layers), both with the protocol's
+    ``init_std`` (and G with its ``g_batch_norm``), and trains them with :func:`train_pacgan`
+    for the protocol's ``steps`` with its ``lr``, ``lr_d``, ``betas`` and ``lr_end``, packing
+    degree m, the given ``seed``. Returns (history, G, D)."""
+    require_int("m", m, 1)
+    dim = data.shape[1]
+    torch.manual_seed(seed)
+    init_std = protocol.get("init_std")
+    g = PacGANGenerator(
+        2, protocol["g_hidden"], protocol["g_depth"], dim, members=members,
+        batch_norm=protocol.get("g_batch_norm", False), init_std=init_std,
+    ).to(device)  # fmt: skip
+    d = MaxoutDiscriminator(
+        m * dim, d_hidden or protocol["d_hidden"], pieces, 3, members=members, init_std=init_std
+    ).to(device)
+    history = train_pacgan(
+        g, d, data, protocol["steps"], pack=m, batch_size=batch_size, lr=protocol["lr"], lr_d=protocol["lr_d"],
+        betas=protocol["betas"], lr_end=protocol["lr_end"], bn_groups=bn_groups, unroll=unroll, seed=seed,
+        eval_every=eval_every, evaluate=evaluate, n_eval=n_eval, desc=desc,
+    )  # fmt: skip
+    return history, g, d
 
 
 def _adam_lookahead(

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from gencourse.adversarial import gaussian_blur
 from gencourse.data import load_mnist, ring_mixture
 from gencourse.divergences import js_divergence, kl_discrete
 from gencourse.gan import (
@@ -857,16 +858,6 @@ def confident_classes(x: torch.Tensor) -> tuple[float, np.ndarray]:
     prob = torch.softmax(classifier(x.to(DEVICE)), 1).cpu()
     conf, label = prob.max(1)
     return (conf > 0.9).float().mean().item(), np.bincount(label.numpy(), minlength=10)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """x (n, 1, H, W) convolved with the separable Gaussian kernel exp(−t²/2σ²)/Σ, |t| ≤ 3σ,
-    zero padding (the digits' background is 0)."""
-    r = math.ceil(3 * sigma)
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=x.dtype) ** 2) / (2 * sigma**2))
-    k = k / k.sum()
-    x = F.conv2d(F.pad(x, (r, r, 0, 0)), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, r, r)), k.view(1, 1, -1, 1))
 
 
 conf_real, _ = confident_classes(test_set.images)

@@ -65,6 +65,7 @@ import scipy.optimize
 import scipy.stats
 import torch
 
+from gencourse.adversarial import gaussian_blur
 from gencourse.data import grid_mixture, load_mnist, ring_mixture
 from gencourse.divergences import js_divergence, kl_discrete, parallel_lines, tv_distance, wasserstein1_1d
 from gencourse.gan import (
@@ -533,7 +534,9 @@ for name, cfg in VARIANTS.items():
         samples = g(z_eval.repeat(S, 1)).view(S, len(z_eval), 2).cpu()
     for i, seed in enumerate(SEEDS_2D):
         st = mode_stats(samples[i], grid.centers, grid.std)
-        results_2d[name, seed] = (st["modes"], st["high_quality"], st["reverse_kl"], secs)
+        results_2d[name, seed] = dict(
+            modes=st["modes"], high_quality=st["high_quality"], reverse_kl=st["reverse_kl"], secs=secs
+        )
     samples_2d[name] = samples[0]
 gen_base = torch.Generator().manual_seed(7)
 baselines_2d = trivial_generators(grid.sample(2500, gen_base), 2500, gen_base)
@@ -541,7 +544,7 @@ baselines_2d["true mixture"] = grid.sample(2500, gen_base)
 base_2d = {name: mode_stats(x, grid.centers, grid.std) for name, x in baselines_2d.items()}
 print(f"grid of 25 Gaussians, {D_UPDATES_2D:,} discriminator updates, seeds {SEEDS_2D}; mean ± sd over seeds")
 print(f"{'generator':26s} {'modes /25':>11s} {'high quality %':>15s} {'reverse KL':>14s} {'s/seed':>6s}")
-summary_2d = {}
+per_seed_2d = {}  # name -> {"modes", "high_quality %", "reverse_kl"}: one value per seed
 
 
 def rule_note(hq: float) -> str:
@@ -550,11 +553,11 @@ def rule_note(hq: float) -> str:
 
 
 for name in VARIANTS:
-    m = np.array([results_2d[name, s][0] for s in SEEDS_2D], dtype=float)
-    h = 100 * np.array([results_2d[name, s][1] for s in SEEDS_2D])
-    kl = np.array([results_2d[name, s][2] for s in SEEDS_2D])
-    secs = np.mean([results_2d[name, s][3] for s in SEEDS_2D])
-    summary_2d[name] = (m.mean(), m.std(), h.mean(), h.std(), kl.mean(), kl.std())
+    m = np.array([results_2d[name, s]["modes"] for s in SEEDS_2D], dtype=float)
+    h = 100 * np.array([results_2d[name, s]["high_quality"] for s in SEEDS_2D])
+    kl = np.array([results_2d[name, s]["reverse_kl"] for s in SEEDS_2D])
+    secs = np.mean([results_2d[name, s]["secs"] for s in SEEDS_2D])
+    per_seed_2d[name] = {"modes": m, "high_quality %": h, "reverse_kl": kl}
     print(
         f"{name:26s} {m.mean():5.1f} ± {m.std():3.1f} {h.mean():6.1f} ± {h.std():4.1f} "
         f"{kl.mean():6.3f} ± {kl.std():.3f} {secs:6.1f}{rule_note(h.mean() / 100)}"
@@ -575,9 +578,8 @@ axes[0].set_title("data")
 for ax, name in zip(axes[1:], VARIANTS, strict=True):
     s = samples_2d[name]
     ax.scatter(s[:, 0], s[:, 1], s=1, alpha=0.5)
-    ax.set_title(
-        f"{name}\n{results_2d[name, SEEDS_2D[0]][0]} modes, {100 * results_2d[name, SEEDS_2D[0]][1]:.0f}% HQ"
-    )
+    first = results_2d[name, SEEDS_2D[0]]
+    ax.set_title(f"{name}\n{first['modes']} modes, {100 * first['high_quality']:.0f}% HQ")
 for ax in axes:
     ax.set_xlim(-5.5, 5.5)
     ax.set_ylim(-5.5, 5.5)
@@ -586,20 +588,24 @@ for ax in axes:
     ax.set_yticks([])
 plt.show()
 fig, axes = plt.subplots(1, 2, figsize=(11, 3))
-for ax, (col, label) in zip(
-    axes, [(0, "modes captured (of 25)"), (2, "high-quality samples (%)")], strict=True
+for ax, (key, label) in zip(
+    axes, [("modes", "modes captured (of 25)"), ("high_quality %", "high-quality samples (%)")], strict=True
 ):
-    means = [summary_2d[n][col] for n in VARIANTS]
-    sds = [summary_2d[n][col + 1] for n in VARIANTS]
+    means = [per_seed_2d[n][key].mean() for n in VARIANTS]
+    sds = [per_seed_2d[n][key].std() for n in VARIANTS]
     ax.bar(list(VARIANTS), means, yerr=sds, capsize=4, color="C0", alpha=0.7)
     for i, n in enumerate(VARIANTS):
-        vals = [results_2d[n, s][0] if col == 0 else 100 * results_2d[n, s][1] for s in SEEDS_2D]
+        vals = per_seed_2d[n][key]
         ax.plot([i] * len(vals), vals, "k.", ms=4)
     for (base, st), style in zip(list(base_2d.items())[:2], (":", "--"), strict=True):
         ax.axhline(
-            st["modes"] if col == 0 else 100 * st["high_quality"], color="C3", ls=style, lw=1, label=base
+            st["modes"] if key == "modes" else 100 * st["high_quality"],
+            color="C3",
+            ls=style,
+            lw=1,
+            label=base,
         )
-    if col == 2:
+    if key == "high_quality %":
         ax.axhline(100 * HQ_RULE, color="k", lw=0.8, label="70 % rule")
     ax.legend(fontsize=7)
     ax.set_title(f"{label}: mean ± sd over seeds {SEEDS_2D} (dots: runs)", fontsize=9)
@@ -631,14 +637,16 @@ plt.show()
 
 # %%
 noise_hq_2d = {name: base_2d[name]["high_quality"] for name in list(base_2d)[:2]}
-hq_runs = {name: np.array([results_2d[name, s][1] for s in SEEDS_2D]) for name in VARIANTS}
+hq_runs = {name: np.array([results_2d[name, s]["high_quality"] for s in SEEDS_2D]) for name in VARIANTS}
 dragan_vs = min(hq_runs["DRAGAN"]) / max(noise_hq_2d.values())
 print(
     f"DRAGAN: lowest seed's high-quality share = {dragan_vs:.1f} × the better noise baseline's; "
     f"mean {hq_runs['DRAGAN'].mean():.1%} against NS {hq_runs['NS'].mean():.1%}"
 )
 if LEVEL == "cpu":
-    assert all(summary_2d[name][2] < 100 * HQ_RULE for name in VARIANTS)  # the rule: no mode counts read
+    assert all(
+        per_seed_2d[name]["high_quality %"].mean() < 100 * HQ_RULE for name in VARIANTS
+    )  # the rule: no mode counts read
     for name in ("MM", "NS", "LSGAN", "hinge"):
         assert hq_runs[name].mean() > 10 * max(noise_hq_2d.values()), (name, hq_runs[name], noise_hq_2d)
         assert hq_runs[name].min() > 5 * max(noise_hq_2d.values()), (name, hq_runs[name], noise_hq_2d)
@@ -691,12 +699,13 @@ print(f"classifier test accuracy {acc:.3f} ({mnist.source} MNIST, {len(images):,
 
 
 @torch.no_grad()
-def digit_scores(x: torch.Tensor) -> tuple[float, float]:
-    """(fraction classified with probability > 0.9, KL(class histogram ‖ uniform) in nats)."""
+def digit_scores(x: torch.Tensor) -> dict[str, float]:
+    """{"confident": fraction classified with probability > 0.9,
+    "class_kl": KL(class histogram ‖ uniform) in nats}."""
     prob = torch.softmax(classifier(x.to(DEVICE)), 1).cpu()
     conf, label = prob.max(1)
     hist = np.bincount(label.numpy(), minlength=10) / len(label)
-    return (conf > 0.9).float().mean().item(), kl_discrete(hist, np.full(10, 0.1))
+    return {"confident": (conf > 0.9).float().mean().item(), "class_kl": kl_discrete(hist, np.full(10, 0.1))}
 
 
 D_UPDATES_MNIST = budget(ci=20, cpu=1000, gpu=5_000)
@@ -714,18 +723,8 @@ for name, cfg in VARIANTS.items():
         )  # fmt: skip
         with torch.no_grad():
             s = g(z_eval).cpu()
-        results_mnist[name, seed] = (*digit_scores(s), time.perf_counter() - t)
+        results_mnist[name, seed] = {**digit_scores(s), "secs": time.perf_counter() - t}
         samples_mnist.setdefault(name, s)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """x (n, 1, H, W) convolved with the separable Gaussian kernel exp(−t²/2σ²)/Σ, |t| ≤ 3σ,
-    zero padding (as in lecture 2)."""
-    r = math.ceil(3 * sigma)
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=x.dtype) ** 2) / (2 * sigma**2))
-    k = k / k.sum()
-    x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (r, r, 0, 0)), k.view(1, 1, 1, -1))
-    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, r, r)), k.view(1, 1, -1, 1))
 
 
 real_1000 = test_set.images[:1000]
@@ -739,12 +738,12 @@ base_mnist = {
 print(f"MNIST, {D_UPDATES_MNIST:,} discriminator updates, seeds {SEEDS_MNIST}")
 print(f"{'generator':30s} {'confident %':>12s} {'KL(classes ‖ uniform)':>22s} {'s/run':>6s}")
 for name in VARIANTS:
-    c = 100 * np.array([results_mnist[name, s][0] for s in SEEDS_MNIST])
-    kl = np.array([results_mnist[name, s][1] for s in SEEDS_MNIST])
-    secs = np.mean([results_mnist[name, s][2] for s in SEEDS_MNIST])
+    c = 100 * np.array([results_mnist[name, s]["confident"] for s in SEEDS_MNIST])
+    kl = np.array([results_mnist[name, s]["class_kl"] for s in SEEDS_MNIST])
+    secs = np.mean([results_mnist[name, s]["secs"] for s in SEEDS_MNIST])
     print(f"{name:30s} {c.mean():7.1f} ± {c.std():3.1f} {kl.mean():15.3f} ± {kl.std():.3f} {secs:6.1f}")
-for name, (c, kl) in base_mnist.items():
-    print(f"{name:30s} {100 * c:7.1f}       {kl:15.3f}")
+for name, scores in base_mnist.items():
+    print(f"{name:30s} {100 * scores['confident']:7.1f}       {scores['class_kl']:15.3f}")
 
 # %%
 fig, axes = plt.subplots(1, len(VARIANTS), figsize=(2.6 * len(VARIANTS), 3))
@@ -769,33 +768,37 @@ plt.show()
 # %%
 if LEVEL != "ci":
     for name in VARIANTS:
-        confident = np.mean([results_mnist[name, s][0] for s in SEEDS_MNIST])
-        kl = np.mean([results_mnist[name, s][1] for s in SEEDS_MNIST])
+        confident = np.mean([results_mnist[name, s]["confident"] for s in SEEDS_MNIST])
+        kl = np.mean([results_mnist[name, s]["class_kl"] for s in SEEDS_MNIST])
         assert confident > 0.3 and kl < 0.5, (name, confident, kl)
-        assert confident > 5 * base_mnist["uniform noise"][0] and kl < base_mnist["mean training image"][1]
+        assert (
+            confident > 5 * base_mnist["uniform noise"]["confident"]
+            and kl < base_mnist["mean training image"]["class_kl"]
+        )
 for name in VARIANTS:
-    confident = np.mean([results_mnist[name, s][0] for s in SEEDS_MNIST])
+    confident = np.mean([results_mnist[name, s]["confident"] for s in SEEDS_MNIST])
     above = [
-        f"σ = {sg} px: {'above' if confident > base_mnist[f'real digits blurred, σ = {sg} px'][0] else 'below'}"
+        f"σ = {sg} px: {'above' if confident > base_mnist[f'real digits blurred, σ = {sg} px']['confident'] else 'below'}"
         for sg in (1, 2)
     ]
     print(f"{name:8s} confident fraction vs blurred real digits: " + ", ".join(above))
 record(
     "gan_losses/mnist_confident_fraction",
-    {name: float(np.mean([results_mnist[name, s][0] for s in SEEDS_MNIST])) for name in VARIANTS},
+    {name: float(np.mean([results_mnist[name, s]["confident"] for s in SEEDS_MNIST])) for name in VARIANTS},
     lecture="03_gan_losses",
     description="Each loss's DCGAN samples classified with p > 0.9 (same networks, optimiser and discriminator updates)",
     unit="fraction",
     seeds=SEEDS_MNIST,
     baseline={
-        name: {loss: base_mnist[name][0] for loss in VARIANTS}
+        name: {loss: base_mnist[name]["confident"] for loss in VARIANTS}
         for name in ("uniform noise", "real digits blurred, σ = 1 px", "real digits blurred, σ = 2 px")
     },
     higher_is_better=True,
     note=(
         f"{D_UPDATES_MNIST:,} discriminator updates, {len(SEEDS_MNIST)} seed(s): not a ranking of the losses; "
-        f"real test digits (ceiling): {base_mnist['real test digits (ceiling)'][0]:.3f}; the mean image "
-        f"(confident {base_mnist['mean training image'][0]:.3f}) is one class, KL {base_mnist['mean training image'][1]:.2f}"
+        f"real test digits (ceiling): {base_mnist['real test digits (ceiling)']['confident']:.3f}; the mean image "
+        f"(confident {base_mnist['mean training image']['confident']:.3f}) is one class, "
+        f"KL {base_mnist['mean training image']['class_kl']:.2f}"
     ),
 )
 
@@ -891,17 +894,26 @@ for label, kwargs in {
     weights = torch.cat([w.flatten() for name, w in f.named_parameters() if "weight" in name])
     at_c = (weights.abs() >= 0.01 - 1e-7).float().mean().item()
     critics[label] = (f, weights)
-    report[label] = (estimate, k_lower, estimate / k_lower, grad_hat.norm(dim=1).mean().item(), at_c)
+    report[label] = dict(
+        estimate=estimate,
+        max_grad_norm=k_lower,
+        rescaled=estimate / k_lower,
+        grad_norm_interpolates=grad_hat.norm(dim=1).mean().item(),
+        weights_at_c=at_c,
+    )
 print(f"W between the 2,048 + 2,048 samples (exact assignment): {w_exact:.3f}")
 print(
     f"{'critic':27s} {'E_P f − E_Q f':>14s} {'max ‖∇f‖':>9s} {'rescaled':>9s} {'‖∇f(x̂)‖':>9s} {'weights at ±c':>14s}"
 )
-for label, (est, k_low, rescaled, g_hat, at_c) in report.items():
-    print(f"{label:27s} {est:14.4f} {k_low:9.4f} {rescaled:9.3f} {g_hat:9.3f} {at_c:14.1%}")
-clip_r, gp_r = report["clipped (c = 0.01)"], report["gradient penalty (λ = 10)"]
-assert clip_r[4] > 0.9 and clip_r[0] < 0.02 * w_exact
-assert abs(gp_r[0] / w_exact - 1) < 0.15 and abs(gp_r[3] - 1) < 0.15
-assert clip_r[2] < 0.85 * w_exact and clip_r[2] < gp_r[2]
+for label, r in report.items():
+    print(
+        f"{label:27s} {r['estimate']:14.4f} {r['max_grad_norm']:9.4f} {r['rescaled']:9.3f} "
+        f"{r['grad_norm_interpolates']:9.3f} {r['weights_at_c']:14.1%}"
+    )
+clipped, penalised = report["clipped (c = 0.01)"], report["gradient penalty (λ = 10)"]
+assert clipped["weights_at_c"] > 0.9 and clipped["estimate"] < 0.02 * w_exact
+assert abs(penalised["estimate"] / w_exact - 1) < 0.15 and abs(penalised["grad_norm_interpolates"] - 1) < 0.15
+assert clipped["rescaled"] < 0.85 * w_exact and clipped["rescaled"] < penalised["rescaled"]
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))

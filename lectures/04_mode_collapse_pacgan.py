@@ -76,8 +76,8 @@ from gencourse.lecture import start
 from gencourse.nets import DCGANDiscriminator, DCGANGenerator, MNISTClassifier, accuracy, train_classifier
 from gencourse.pacgan import (
     HIGH_QUALITY_MIN,
+    MIXTURE_CPU_PROTOCOL,
     MaxoutDiscriminator,
-    PacGANGenerator,
     Packed,
     beyond_spread,
     blur_images,
@@ -86,12 +86,14 @@ from gencourse.pacgan import (
     has_mode_collapse,
     lower_boundary,
     matched_maxout_hidden,
+    mean_std,
     mode_stats,
+    mode_stats_over_draws,
     pack,
     packing_bounds,
     parameter_count,
     quality_invalid_reason,
-    train_pacgan,
+    train_mixture_setting,
     uniform_box_samples,
 )
 from gencourse.plotting import show_images
@@ -156,10 +158,9 @@ PAPER_PROTOCOL = dict(
     g_hidden=400, g_depth=4, g_batch_norm=True, d_hidden=200, init_std=0.02, lr=1e-4, lr_d=1e-4,
     lr_end=None, betas=(0.8, 0.999), steps=400_000,
 )  # fmt: skip
-CPU_PROTOCOL = dict(
-    g_hidden=64, g_depth=3, g_batch_norm=False, d_hidden=48, init_std=None, lr=1e-3, lr_d=1e-2,
-    lr_end=1e-4, betas=(0.5, 0.9), steps=4_000,
-)  # fmt: skip
+# gencourse.pacgan.MIXTURE_CPU_PROTOCOL: generator 64 × 3 without batch norm, maxout discriminator
+# 48 wide, PyTorch's initialisation, lr 1e-3 (G) / 1e-2 (D) decaying to 1e-4, betas (0.5, 0.9), 4,000 updates
+CPU_PROTOCOL = dict(MIXTURE_CPU_PROTOCOL)
 PROTOCOL = budget(
     ci={**CPU_PROTOCOL, "g_hidden": 16, "d_hidden": 8, "steps": 40},
     cpu=CPU_PROTOCOL,
@@ -185,28 +186,20 @@ def train_setting(
     b batch-norm groups like PacGAN_b's."""
     mix, data = MIXTURES[data_name], TRAIN_SETS[data_name]
     seed = 1000 * m + 100 * unroll + 10 * batch_factor + (d_hidden is not None)
-    torch.manual_seed(seed)
     members = len(SEEDS)
-    g = PacGANGenerator(
-        2, PROTOCOL["g_hidden"], PROTOCOL["g_depth"], 2, members=members,
-        batch_norm=PROTOCOL["g_batch_norm"], init_std=PROTOCOL["init_std"],
-    ).to(DEVICE)  # fmt: skip
-    d = MaxoutDiscriminator(
-        2 * m, d_hidden or PROTOCOL["d_hidden"], PIECES, 3, members=members, init_std=PROTOCOL["init_std"]
-    ).to(DEVICE)  # fmt: skip
     evaluated = []  # the points of every run at every evaluation, run by run
 
     def evaluate(points: torch.Tensor) -> dict:
         evaluated.append(points)
         return mode_stats(points, mix.centers, mix.std)
 
-    steps = PROTOCOL["steps"]
     t = time.perf_counter()
-    history = train_pacgan(
-        g, d, data, steps, pack=m, batch_size=BATCH * batch_factor, lr=PROTOCOL["lr"], lr_d=PROTOCOL["lr_d"],
-        betas=PROTOCOL["betas"], lr_end=PROTOCOL["lr_end"], bn_groups=batch_factor if batch_factor > 1 else None,
-        unroll=unroll, seed=seed, eval_every=steps // N_CURVE, evaluate=evaluate, n_eval=N_EVAL,
-        desc=f"{data_name} m={m}",
+    # torch.manual_seed(seed), G and D built from PROTOCOL, train_pacgan with its learning rates
+    history, _, d = train_mixture_setting(
+        data, PROTOCOL, m, members=members, seed=seed, evaluate=evaluate, n_eval=N_EVAL,
+        eval_every=PROTOCOL["steps"] // N_CURVE, pieces=PIECES, batch_size=BATCH * batch_factor,
+        d_hidden=d_hidden, bn_groups=batch_factor if batch_factor > 1 else None, unroll=unroll,
+        device=DEVICE, desc=f"{data_name} m={m}",
     )  # fmt: skip
     curves = {key: np.array(history[key], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}
     curves["high_quality"] *= 100
@@ -223,7 +216,18 @@ def train_setting(
 
 RESULTS = {(name, "GAN"): train_setting(name) for name in ("ring", "grid")}
 
+
 # %%
+def square_panels(axes, lim: float) -> None:
+    """Scatter panels on the square [−lim, lim]², equal aspect, no ticks."""
+    for ax in axes:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
 n_snap = len(RESULTS["grid", "GAN"]["snapshots"])
 fig, axes = plt.subplots(2, n_snap + 1, figsize=(2.4 * (n_snap + 1), 5.2))
 for row, name in zip(axes, ("ring", "grid"), strict=True):
@@ -237,12 +241,7 @@ for row, name in zip(axes, ("ring", "grid"), strict=True):
         ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4)
         ax.scatter(mix.centers[:, 0], mix.centers[:, 1], marker="x", c="r", s=12, lw=0.8)
         ax.set_title(f"{step} updates: {stats['modes']} modes", fontsize=9)
-    for ax in row:
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+    square_panels(row, lim)
 plt.show()
 
 for name in ("ring", "grid"):
@@ -1072,14 +1071,19 @@ assert (gaps[2][near] < gaps[3][near]).all() and (gaps[3][near] < gaps[4][near])
 # ```
 
 # %%
-PAPER_TABLE1 = {  # (modes, high-quality %, reverse KL): ring then grid; Lin et al. 2018, Table 1
-    "GAN": ((6.3, 98.2, 0.45), (17.3, 94.8, 0.70)),
-    "PacGAN2": ((7.9, 95.6, 0.07), (23.8, 91.3, 0.13)),
-    "PacGAN3": ((7.8, 97.7, 0.10), (24.6, 94.2, 0.06)),
-    "PacGAN4": ((7.8, 95.9, 0.07), (24.8, 93.6, 0.04)),
-}
-PAPER_MODES_SPREAD = {  # the ± of the paper's mode counts (Table 1, 10 runs): ring then grid
-    "GAN": (0.5, 0.8), "PacGAN2": (0.1, 0.7), "PacGAN3": (0.1, 0.4), "PacGAN4": (0.1, 0.2),
+PAPER_COLUMNS = ("modes", "high_quality_pct", "reverse_kl")  # Lin et al. 2018, Table 1
+PAPER_TABLE1 = {  # setting -> mixture -> (modes, high-quality %, reverse KL) by name
+    setting: {mixture: dict(zip(PAPER_COLUMNS, row, strict=True)) for mixture, row in zip(("ring", "grid"), rows, strict=True)}
+    for setting, rows in {
+        "GAN": ((6.3, 98.2, 0.45), (17.3, 94.8, 0.70)),
+        "PacGAN2": ((7.9, 95.6, 0.07), (23.8, 91.3, 0.13)),
+        "PacGAN3": ((7.8, 97.7, 0.10), (24.6, 94.2, 0.06)),
+        "PacGAN4": ((7.8, 95.9, 0.07), (24.8, 93.6, 0.04)),
+    }.items()
+}  # fmt: skip
+PAPER_MODES_SPREAD = {  # the ± of the paper's mode counts (Table 1, 10 runs)
+    "GAN": {"ring": 0.5, "grid": 0.8}, "PacGAN2": {"ring": 0.1, "grid": 0.7},
+    "PacGAN3": {"ring": 0.1, "grid": 0.4}, "PacGAN4": {"ring": 0.1, "grid": 0.2},
 }  # fmt: skip
 UNROLL = budget(ci=1, cpu=1, gpu=3, paper=5)  # look-ahead steps (Metz et al. used up to 10)
 for name in ("ring", "grid"):
@@ -1126,12 +1130,10 @@ def baseline_stats(data_name: str) -> dict[str, dict[str, np.ndarray]]:
         "one Gaussian fitted": lambda gen: gaussian_fit_samples(data, N_EVAL, gen),
         "the true mixture": lambda gen: mix.sample(N_EVAL, gen),
     }
-    out = {}
-    for label, sample in samplers.items():
-        stats = [mode_stats(sample(torch.Generator().manual_seed(50 + i)), mix.centers, mix.std) for i in range(BASELINE_DRAWS)]  # fmt: skip
-        out[label] = {key: np.array([s[key] for s in stats], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}  # fmt: skip
-        out[label]["high_quality"] *= 100
-    return out
+    return {
+        label: mode_stats_over_draws(sample, mix.centers, mix.std, draws=BASELINE_DRAWS, seed=50)
+        for label, sample in samplers.items()
+    }
 
 
 BASELINES = {name: baseline_stats(name) for name in ("ring", "grid")}
@@ -1142,14 +1144,6 @@ def invalid(res: dict) -> str:
     return quality_invalid_reason(res["high_quality"] / 100)
 
 
-def mean_std(values: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation (ddof 1) over runs, NaN runs (no high-quality sample) dropped."""
-    v = values[~np.isnan(values)]
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
-
-
 for name in ("ring", "grid"):
     k = len(MIXTURES[name].centers)
     print(f"\n{name} ({k} modes), {PROTOCOL['steps']:,} updates, {len(SEEDS)} runs per setting "
@@ -1157,11 +1151,11 @@ for name in ("ring", "grid"):
     print(f"{'':26s} {'modes':>20s} {'high quality %':>21s} {'reverse KL':>19s} {'s':>5s}  validity")
     rows = [(s, r) for (d_name, s), r in RESULTS.items() if d_name == name] + list(BASELINES[name].items())
     for setting, res in rows:
-        paper = PAPER_TABLE1.get(setting, (None, None))[0 if name == "ring" else 1]
+        paper = PAPER_TABLE1.get(setting, {}).get(name)
         cols = []
-        for i, key in enumerate(("modes", "high_quality", "reverse_kl")):
+        for key, paper_key in zip(("modes", "high_quality", "reverse_kl"), PAPER_COLUMNS, strict=True):
             mu, sd = mean_std(res[key])
-            ref = f"[{paper[i]:g}]" if paper else ""
+            ref = f"[{paper[paper_key]:g}]" if paper else ""
             cols.append(f"{mu:6.2f} ± {sd:4.2f} {ref:>6s}")
         secs = f"{res['seconds']:5.0f}" if "seconds" in res else "    –"
         print(f"{setting:26s} {cols[0]:>20s} {cols[1]:>21s} {cols[2]:>19s} {secs}  {invalid(res) or 'valid'}")
@@ -1269,12 +1263,7 @@ for row, name in zip(axes, ("ring", "grid"), strict=True):
         ax.scatter(res["final"][:, 0], res["final"][:, 1], s=1, alpha=0.4)
         ax.scatter(mix.centers[:, 0], mix.centers[:, 1], marker="x", c="r", s=12, lw=0.8)
         ax.set_title(f"{setting}: {res['modes'][0]:.0f} modes, {res['high_quality'][0]:.0f}% HQ", fontsize=9)
-    for ax in row:
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+    square_panels(row, lim)
 plt.show()
 
 # %%
@@ -1304,12 +1293,11 @@ CLAIMS = {
 }  # fmt: skip
 for (data_name, setting), res in RESULTS.items():
     short = setting.lower().split(" (")[0].replace(",", "").replace("× ", "x_").replace(" ", "_")
-    i = 0 if data_name == "ring" else 1
-    paper = PAPER_TABLE1.get(setting, (None, None))[i]
+    paper = PAPER_TABLE1.get(setting, {}).get(data_name)
     record(
         f"pacgan/{data_name}_modes_{short}",
         raw(res),
-        paper=dict(zip(("modes", "high_quality_pct", "reverse_kl"), paper, strict=True)) if paper else None,
+        paper=paper,
         higher_is_better=True,
         unit=f"modes of {len(MIXTURES[data_name].centers)}; high-quality %; reverse KL (lower is better, not compared with the baselines)",
         lecture="04_mode_collapse_pacgan",
@@ -1322,7 +1310,7 @@ for (data_name, setting), res in RESULTS.items():
             if label != "the true mixture"
         },
         spread=mean_std(res["modes"])[1],
-        paper_spread=PAPER_MODES_SPREAD[setting][i] if setting in PAPER_MODES_SPREAD else None,
+        paper_spread=PAPER_MODES_SPREAD[setting][data_name] if setting in PAPER_MODES_SPREAD else None,
         ordering=ORDERING.get((data_name, setting)),
         ordering_claim=CLAIMS[setting] if (data_name, setting) in ORDERING else "",
         invalid_reason=invalid(res),
@@ -1372,20 +1360,21 @@ def stacked_sampler(images: torch.Tensor):
 
 
 @torch.no_grad()
-def stacked_modes(x: torch.Tensor) -> tuple[int, float]:
-    """(modes, KL(q̂ ‖ U₁₀₀₀)) of images x (n, 3, 28, 28): the mode of an image is
-    100·c₁ + 10·c₂ + c₃ with cᵢ the classifier's digit for channel i."""
+def stacked_modes(x: torch.Tensor) -> dict[str, float]:
+    """{"modes": modes captured, "kl": KL(q̂ ‖ U₁₀₀₀)} of images x (n, 3, 28, 28): the mode of an
+    image is 100·c₁ + 10·c₂ + c₃ with cᵢ the classifier's digit for channel i."""
     digits = torch.cat(
         [classifier(chunk.reshape(-1, 1, 28, 28).to(DEVICE)).argmax(1).cpu() for chunk in x.split(1000)]
     )
     modes = digits.view(-1, 3) @ torch.tensor([100, 10, 1])
     q = torch.bincount(modes, minlength=1000).double() / len(modes)
     q = q[q > 0]
-    return len(q), float((q * torch.log(1000 * q)).sum())
+    return {"modes": len(q), "kl": float((q * torch.log(1000 * q)).sum())}
 
 
 real_stacked = stacked_sampler(mnist_test.images)(N_STACKED, torch.Generator().manual_seed(0))
-real_modes, real_kl = stacked_modes(real_stacked)
+real_scores = stacked_modes(real_stacked)
+real_modes, real_kl = real_scores["modes"], real_scores["kl"]
 expected = 1000 * (1 - (1 - 1 / 1000) ** N_STACKED)  # distinct modes among N uniform draws
 print(f"classifier test accuracy {classifier_accuracy:.3f}")
 print(
@@ -1442,22 +1431,23 @@ for name, m in (("DCGAN", 1), ("PacDCGAN2", 2)):
                     for i in range(N_STACKED // 1000)
                 ]
             )
-        STACKED[name, seed] = (*stacked_modes(samples), time.perf_counter() - t)
+        STACKED[name, seed] = {**stacked_modes(samples), "secs": time.perf_counter() - t}
         if seed == STACK_SEEDS[0]:
             STACKED[name, "samples"] = samples[:32]
 
-PAPER_STACKED = {"DCGAN": (99.0, 3.40), "PacDCGAN2": (1000.0, 0.06)}
+PAPER_STACKED = {"DCGAN": {"modes": 99.0, "kl": 3.40}, "PacDCGAN2": {"modes": 1000.0, "kl": 0.06}}
 print(
     f"Stacked MNIST, {STACK_STEPS:,} updates, {N_STACKED:,} samples, seeds {STACK_SEEDS}; paper in brackets"
 )
 stacked_summary = {}
 for name in ("DCGAN", "PacDCGAN2"):
-    modes = np.array([STACKED[name, s][0] for s in STACK_SEEDS], dtype=float)
-    kls = np.array([STACKED[name, s][1] for s in STACK_SEEDS])
-    secs = sum(STACKED[name, s][2] for s in STACK_SEEDS)
-    stacked_summary[name] = (modes.mean(), kls.mean(), secs)
+    modes = np.array([STACKED[name, s]["modes"] for s in STACK_SEEDS], dtype=float)
+    kls = np.array([STACKED[name, s]["kl"] for s in STACK_SEEDS])
+    secs = sum(STACKED[name, s]["secs"] for s in STACK_SEEDS)
+    stacked_summary[name] = {"modes": modes.mean(), "kl": kls.mean(), "secs": secs}
+    paper = PAPER_STACKED[name]
     print(
-        f"{name:10s} modes {modes.mean():7.1f} [{PAPER_STACKED[name][0]:g}]   KL {kls.mean():5.2f} [{PAPER_STACKED[name][1]:g}]   {secs:4.0f} s"
+        f"{name:10s} modes {modes.mean():7.1f} [{paper['modes']:g}]   KL {kls.mean():5.2f} [{paper['kl']:g}]   {secs:4.0f} s"
     )
 fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
 show_images(real_stacked[:32], nrow=8, ax=axes[0], title="real stacked MNIST")
@@ -1477,19 +1467,19 @@ plt.show()
 BLUR_SIGMA = 2.0
 mean_digit = mnist.images.mean(0, keepdim=True).expand(N_STACKED, 3, 28, 28)
 STACK_BASELINES = {
-    "random real triples": (real_modes, real_kl),
+    "random real triples": real_scores,
     f"blurred real triples (σ = {BLUR_SIGMA:g} px)": stacked_modes(blur_images(real_stacked, BLUR_SIGMA)),
     "mean digit in every channel": stacked_modes(mean_digit),
 }
 print(f"{'':34s} {'modes of 1000':>14s} {'KL to uniform':>14s}")
-for label, (modes, kl) in [
-    *((n, stacked_summary[n][:2]) for n in ("DCGAN", "PacDCGAN2")),
+for label, scores in [
+    *((n, stacked_summary[n]) for n in ("DCGAN", "PacDCGAN2")),
     *STACK_BASELINES.items(),
 ]:
-    print(f"{label:34s} {modes:14.1f} {kl:14.2f}")
-blurred_modes = STACK_BASELINES[f"blurred real triples (σ = {BLUR_SIGMA:g} px)"][0]
-assert STACK_BASELINES["mean digit in every channel"][0] == 1
-assert math.isclose(STACK_BASELINES["mean digit in every channel"][1], math.log(1000), rel_tol=1e-9)
+    print(f"{label:34s} {scores['modes']:14.1f} {scores['kl']:14.2f}")
+blurred_modes = STACK_BASELINES[f"blurred real triples (σ = {BLUR_SIGMA:g} px)"]["modes"]
+assert STACK_BASELINES["mean digit in every channel"]["modes"] == 1
+assert math.isclose(STACK_BASELINES["mean digit in every channel"]["kl"], math.log(1000), rel_tol=1e-9)
 if LEVEL == "cpu":  # the statement of the text below
     assert blurred_modes >= 0.8 * real_modes
 
@@ -1507,19 +1497,19 @@ if LEVEL == "cpu":  # the statement of the text below
 for name in ("DCGAN", "PacDCGAN2"):
     record(
         f"pacgan/stacked_mnist_modes_{name.lower()}",
-        float(stacked_summary[name][0]),
-        paper=PAPER_STACKED[name][0],
+        float(stacked_summary[name]["modes"]),
+        paper=PAPER_STACKED[name]["modes"],
         higher_is_better=True,
         unit="modes of 1000",
         lecture="04_mode_collapse_pacgan",
         description=f"{name} on Stacked MNIST: modes among {N_STACKED:,} samples (course classifier)",
         seeds=STACK_SEEDS,
-        wall_time_s=stacked_summary[name][2],
+        wall_time_s=stacked_summary[name]["secs"],
         baseline={
-            label: float(v[0]) for label, v in STACK_BASELINES.items() if label != "random real triples"
+            label: float(v["modes"]) for label, v in STACK_BASELINES.items() if label != "random real triples"
         },
         note=(
-            f"{STACK_STEPS:,} updates of lecture 2's small DCGAN pair; KL to uniform {stacked_summary[name][1]:.2f}; "
+            f"{STACK_STEPS:,} updates of lecture 2's small DCGAN pair; KL to uniform {stacked_summary[name]['kl']:.2f}; "
             f"ceiling (random real triples) {real_modes} modes, KL {real_kl:.2f}"
         ),
     )

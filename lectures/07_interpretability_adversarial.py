@@ -395,11 +395,12 @@ for k, eps in enumerate(EPSILONS):
         f"{eps:5.2f}   {acc_fgsm[:, k].mean():.3f} ± {acc_fgsm[:, k].std():.3f}   "
         f"{acc_rand[:, k].mean():.3f} ± {acc_rand[:, k].std():.3f}"
     )
-RESULTS["FGSM ε=0.1: accuracy"] = acc_fgsm[0, 2]
-RESULTS["FGSM ε=0.25: accuracy"] = acc_fgsm[0, 5]
-RESULTS["random signs ε=0.25: accuracy"] = acc_rand[0, 5]
+AT_0_1, AT_0_25 = EPSILONS.index(0.1), EPSILONS.index(0.25)  # columns of ε = 0.1 and ε = 0.25
+RESULTS["FGSM ε=0.1: accuracy"] = acc_fgsm[0, AT_0_1]
+RESULTS["FGSM ε=0.25: accuracy"] = acc_fgsm[0, AT_0_25]
+RESULTS["random signs ε=0.25: accuracy"] = acc_rand[0, AT_0_25]
 assert (np.diff(acc_fgsm.mean(0)) <= 0.01).all()  # larger ε, lower accuracy
-err_fgsm, err_rand = 1 - acc_fgsm[:, 5], 1 - acc_rand[:, 5]
+err_fgsm, err_rand = 1 - acc_fgsm[:, AT_0_25], 1 - acc_rand[:, AT_0_25]
 print(
     f"error rate at ε = 0.25: FGSM {err_fgsm.mean():.3f} ± {err_fgsm.std():.3f}, "
     f"random signs {err_rand.mean():.3f} ± {err_rand.std():.3f} (mean ± std over {len(SEEDS)} classifier(s))"
@@ -420,7 +421,7 @@ fgsm_entry = record(
     note=f"{N_EVAL} test digits; a CNN, not the paper's networks; spread = std over the classifiers",
 )
 print(f"scoreboard verdict: {fgsm_entry['verdict']}")
-assert acc_fgsm[:, 5].max() < 0.4 and acc_rand[:, 5].min() > 0.8
+assert acc_fgsm[:, AT_0_25].max() < 0.4 and acc_rand[:, AT_0_25].min() > 0.8
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.errorbar(EPSILONS, acc_fgsm.mean(0), acc_fgsm.std(0), marker="o", label="FGSM")
@@ -462,20 +463,25 @@ target = (y_eval + 1) % 10
 x_targeted = fgsm(clf, x_eval, target, EPS, targeted=True).cpu()
 x_untargeted = fgsm(clf, x_eval, y_eval, EPS).cpu()
 correct = predict(clf, x_eval) == y_eval
-RESULTS["FGSM ε=0.25: untargeted success"] = attack_success(clf, x_untargeted[correct], y_eval[correct])
-RESULTS["FGSM ε=0.25: targeted success (t = y+1)"] = attack_success(
-    clf, x_targeted[correct], target[correct], targeted=True
-)
+
+
+def success_on_correct(x_attacked: torch.Tensor, targeted: bool) -> float:
+    """attack_success on the correctly classified digits: the share moved off their class y
+    (untargeted) or onto the class y + 1 (targeted)."""
+    labels = target if targeted else y_eval
+    return attack_success(clf, x_attacked[correct], labels[correct], targeted=targeted)
+
+
+RESULTS["FGSM ε=0.25: untargeted success"] = success_on_correct(x_untargeted, targeted=False)
+RESULTS["FGSM ε=0.25: targeted success (t = y+1)"] = success_on_correct(x_targeted, targeted=True)
 print(
     f"[{LEVEL}] ε = {EPS}, on the {correct.sum()} correctly classified digits: untargeted success "
     f"{RESULTS['FGSM ε=0.25: untargeted success']:.3f}, targeted success "
     f"{RESULTS['FGSM ε=0.25: targeted success (t = y+1)']:.3f}"
 )
 x_signs = random_signs(x_eval, EPS, seed=8)
-RESULTS["random signs ε=0.25: untargeted success"] = attack_success(clf, x_signs[correct], y_eval[correct])
-RESULTS["random signs ε=0.25: class y+1"] = attack_success(
-    clf, x_signs[correct], target[correct], targeted=True
-)
+RESULTS["random signs ε=0.25: untargeted success"] = success_on_correct(x_signs, targeted=False)
+RESULTS["random signs ε=0.25: class y+1"] = success_on_correct(x_signs, targeted=True)
 print(
     f"[{LEVEL}] baseline, random ±{EPS} signs: misclassified {RESULTS['random signs ε=0.25: untargeted success']:.3f},"
     f" classified as y+1 {RESULTS['random signs ε=0.25: class y+1']:.3f}"
@@ -661,15 +667,15 @@ d_lat[y_src[:, None] == y_pool[None, :]] = float("inf")
 nearest_t = d_lat.argmin(1)  # the other-class digit with the closest code
 
 
-def ae_attack(targets: torch.Tensor, eps: float) -> tuple[float, float, torch.Tensor]:
-    """Latent attack towards pool[targets]: (success on reconstructions, share of x' still
-    classified as the source, x')."""
+def ae_attack(targets: torch.Tensor, eps: float) -> dict[str, float | torch.Tensor]:
+    """Latent attack towards pool[targets]: {"success": success on reconstructions,
+    "still_source": share of x' still classified as the source, "x_adv": x'}."""
     x_adv = latent_attack(encode, src.to(DEVICE), z_pool[targets], eps, steps=50).cpu()
     with torch.no_grad():
         rec = generate(encode(x_adv)).cpu()
     success = (predict(clf, rec) == y_pool[targets]).float().mean().item()
     still_source = (predict(clf, x_adv) == y_src).float().mean().item()
-    return success, still_source, x_adv
+    return {"success": success, "still_source": still_source, "x_adv": x_adv}
 
 
 def noise_to_target(targets: torch.Tensor, eps: float) -> float:
@@ -687,17 +693,19 @@ for eps in [0.1, 0.2, 0.3, 0.4]:
     ae_curve[eps] = ae_attack(random_t, eps)
     ae_noise[eps] = noise_to_target(random_t, eps)
     print(
-        f"{eps:5.2f}   {ae_curve[eps][0]:.3f}                     {ae_curve[eps][1]:.3f}                           {ae_noise[eps]:.3f}"
+        f"{eps:5.2f}   {ae_curve[eps]['success']:.3f}                     {ae_curve[eps]['still_source']:.3f}"
+        f"                           {ae_noise[eps]:.3f}"
     )
-near_success, near_source, x_ae = ae_attack(nearest_t, 0.2)
+near = ae_attack(nearest_t, 0.2)
+near_success, near_source, x_ae = near["success"], near["still_source"], near["x_adv"]
 print(
     f"ε = 0.2, nearest other-class target: reconstruction → target {near_success:.3f}, x' still source {near_source:.3f}"
 )
-RESULTS["VAE latent attack ε=0.2, random target"] = ae_curve[0.2][0]
+RESULTS["VAE latent attack ε=0.2, random target"] = ae_curve[0.2]["success"]
 RESULTS["VAE latent attack ε=0.2, nearest target"] = near_success
-assert ae_curve[0.4][0] > ae_curve[0.1][0] and near_success > ae_curve[0.2][0]
+assert ae_curve[0.4]["success"] > ae_curve[0.1]["success"] and near_success > ae_curve[0.2]["success"]
 assert near_source > 0.8  # the perturbed inputs still look like the source to the classifier
-assert all(ae_curve[eps][0] > ae_noise[eps] for eps in (0.2, 0.3, 0.4))  # the attack, not the noise
+assert all(ae_curve[eps]["success"] > ae_noise[eps] for eps in (0.2, 0.3, 0.4))  # the attack, not the noise
 
 with torch.no_grad():
     rec_src = generate(z_src[:8]).cpu()
@@ -928,22 +936,23 @@ print(f"[{LEVEL}] accuracy on {N_EVAL} test digits, ε = {EPS_TRAIN} (white-box 
 print("model        clean   FGSM    PGD-10  random ±ε")
 adv_table = {}
 for name, model in [("standard", clf), ("adv-trained", robust)]:
-    row = (
-        accuracy(model, x_eval, y_eval),
-        accuracy(model, fgsm(model, x_eval, y_eval, EPS_TRAIN), y_eval),
-        accuracy(model, pgd(model, x_eval, y_eval, EPS_TRAIN, steps=10), y_eval),
-        accuracy(model, random_signs(x_eval, EPS_TRAIN, seed=12), y_eval),
-    )
+    row = {
+        "clean": accuracy(model, x_eval, y_eval),
+        "FGSM": accuracy(model, fgsm(model, x_eval, y_eval, EPS_TRAIN), y_eval),
+        "PGD-10": accuracy(model, pgd(model, x_eval, y_eval, EPS_TRAIN, steps=10), y_eval),
+        "random signs": accuracy(model, random_signs(x_eval, EPS_TRAIN, seed=12), y_eval),
+    }
     adv_table[name] = row
-    print(f"{name:11s}  {row[0]:.3f}   {row[1]:.3f}   {row[2]:.3f}   {row[3]:.3f}")
-assert all(row[2] < row[3] - 0.3 for row in adv_table.values())  # PGD does far more than random signs
-RESULTS["adv. training: clean accuracy"] = adv_table["adv-trained"][0]
-RESULTS["adv. training: FGSM ε=0.25 accuracy"] = adv_table["adv-trained"][1]
-RESULTS["adv. training: PGD ε=0.25 accuracy"] = adv_table["adv-trained"][2]
-assert adv_table["adv-trained"][1] > adv_table["standard"][1] + 0.2  # FGSM no longer works as well
-assert adv_table["adv-trained"][2] <= adv_table["adv-trained"][1] + 0.02  # PGD is the stronger attack
-assert adv_table["adv-trained"][0] > adv_table["standard"][0] - 0.05  # at little cost on clean digits
-assert adv_table["adv-trained"][2] < 0.5  # but PGD still defeats it on most digits
+    print(f"{name:11s}  " + "   ".join(f"{value:.3f}" for value in row.values()))
+assert all(row["PGD-10"] < row["random signs"] - 0.3 for row in adv_table.values())  # PGD ≫ random signs
+standard, trained = adv_table["standard"], adv_table["adv-trained"]
+RESULTS["adv. training: clean accuracy"] = trained["clean"]
+RESULTS["adv. training: FGSM ε=0.25 accuracy"] = trained["FGSM"]
+RESULTS["adv. training: PGD ε=0.25 accuracy"] = trained["PGD-10"]
+assert trained["FGSM"] > standard["FGSM"] + 0.2  # FGSM no longer works as well
+assert trained["PGD-10"] <= trained["FGSM"] + 0.02  # PGD is the stronger attack
+assert trained["clean"] > standard["clean"] - 0.05  # at little cost on clean digits
+assert trained["PGD-10"] < 0.5  # but PGD still defeats it on most digits
 
 # %% [markdown]
 # FGSM training makes FGSM nearly useless against the fine-tuned model, yet PGD still breaks it
@@ -1076,17 +1085,20 @@ for name, x_in in [
     (f"FGSM ε={EPS}", x_fgsm),
     ("on-manifold r=1", x_man),
 ]:
-    def_table[name] = (accuracy(clf, x_in, y_d), accuracy(clf, defend(x_in), y_d))
+    def_table[name] = {
+        "without": accuracy(clf, x_in, y_d),
+        "with projection": accuracy(clf, defend(x_in), y_d),
+    }
 print(f"defence evaluated in {time.perf_counter() - t:.0f} s")
 print(f"[{LEVEL}] accuracy on {N_DEF} test digits     without   with projection")
-for name, (plain, proj) in def_table.items():
-    print(f"{name:32s} {plain:.3f}     {proj:.3f}")
-    RESULTS[f"projection defence: {name}, accuracy with projection"] = proj
-assert (
-    def_table[f"FGSM ε={EPS}"][1] > def_table[f"FGSM ε={EPS}"][0] + 0.2
-)  # the projection helps against FGSM
-assert def_table["clean"][1] < def_table["clean"][0]  # at a cost on clean digits
-assert def_table["on-manifold r=1"][1] < def_table["clean"][1] - 0.2  # on-manifold examples survive it
+for name, acc in def_table.items():
+    print(f"{name:32s} {acc['without']:.3f}     {acc['with projection']:.3f}")
+    RESULTS[f"projection defence: {name}, accuracy with projection"] = acc["with projection"]
+fgsm_acc, clean_acc = def_table[f"FGSM ε={EPS}"], def_table["clean"]
+assert fgsm_acc["with projection"] > fgsm_acc["without"] + 0.2  # the projection helps against FGSM
+assert clean_acc["with projection"] < clean_acc["without"]  # at a cost on clean digits
+# on-manifold examples survive it
+assert def_table["on-manifold r=1"]["with projection"] < clean_acc["with projection"] - 0.2
 
 fig, axes = plt.subplots(4, 1, figsize=(10, 5.6))
 show_images(x_d[:8], nrow=8, ax=axes[0], title="test digits")

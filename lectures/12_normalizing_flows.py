@@ -76,13 +76,14 @@ from gencourse.flows import AffineCoupling, RealNVP, bits_per_dim, dequantize
 from gencourse.lecture import start
 from gencourse.mixtures import fit_gaussian, gaussian_log_density
 from gencourse.pacgan import (
-    MaxoutDiscriminator,
-    PacGANGenerator,
+    MIXTURE_CPU_PROTOCOL,
     beyond_spread,
     gaussian_fit_samples,
+    mean_std,
     mode_stats,
+    mode_stats_over_draws,
     quality_invalid_reason,
-    train_pacgan,
+    train_mixture_setting,
     uniform_box_samples,
 )
 from gencourse.plotting import plot_history, show_images
@@ -568,9 +569,9 @@ for (name, seed), run in FLOWS.items():
 # %% [markdown]
 # **A GAN and a PacGAN on the same data, trained here.** To put the flow in the same table as
 # lecture 4's models, the next cell trains a GAN and PacGAN2 (packing $m = 2$) on the same
-# training sets with lecture 4's networks and code (`gencourse.pacgan.train_pacgan`: a generator
-# with three hidden layers of 64 units, a maxout discriminator with three layers of 48 units and 5
-# pieces, Adam with $\beta = (0.5, 0.9)$ and learning rates $10^{-3}$ for the generator and
+# training sets with lecture 4's networks and code (`gencourse.pacgan.train_mixture_setting`, which
+# trains them with `train_pacgan`: a generator with three hidden layers of 64 units, a maxout
+# discriminator with three layers of 48 units and 5 pieces, Adam with $\beta = (0.5, 0.9)$ and learning rates $10^{-3}$ for the generator and
 # $10^{-2}$ for the discriminator, decayed linearly to a tenth over the run), the runs of each
 # setting trained at once as an ensemble, as there. To fit this lecture's budget the `cpu` level
 # runs them for half of lecture 4's 4,000 updates and 3 runs per setting instead of 5 (the cell
@@ -582,7 +583,7 @@ for (name, seed), run in FLOWS.items():
 # has a density, so it gets a KL too), and the true mixture itself (the ceiling).
 
 # %%
-GAN_PROTOCOL = dict(g_hidden=64, g_depth=3, d_hidden=48, lr=1e-3, lr_d=1e-2, lr_end=1e-4, betas=(0.5, 0.9), steps=4_000)  # fmt: skip
+GAN_PROTOCOL = dict(MIXTURE_CPU_PROTOCOL)  # lecture 4's: no batch norm, PyTorch's initialisation
 GAN_RUN = budget(
     ci={**GAN_PROTOCOL, "g_hidden": 16, "d_hidden": 8, "steps": 40},
     cpu={**GAN_PROTOCOL, "steps": 2_000},  # lecture 4's cpu protocol, half as many updates
@@ -602,14 +603,10 @@ def train_gan_2d(name: str, m: int) -> dict:
         return mode_stats(points, mix.centers, mix.std)
 
     seed = 1000 * m + 10  # lecture 4's seed for this setting
-    torch.manual_seed(seed)
-    g = PacGANGenerator(2, GAN_RUN["g_hidden"], GAN_RUN["g_depth"], 2, members=GAN_MEMBERS, batch_norm=False, init_std=None).to(DEVICE)  # fmt: skip
-    d = MaxoutDiscriminator(2 * m, GAN_RUN["d_hidden"], 5, 3, members=GAN_MEMBERS, init_std=None).to(DEVICE)
     t = time.perf_counter()
-    history = train_pacgan(
-        g, d, TRAIN_SETS[name], GAN_RUN["steps"], pack=m, batch_size=100, lr=GAN_RUN["lr"], lr_d=GAN_RUN["lr_d"],
-        betas=GAN_RUN["betas"], lr_end=GAN_RUN["lr_end"], seed=seed, evaluate=evaluate, n_eval=N_EVAL,
-        desc=f"{name} m={m}",
+    history, _, _ = train_mixture_setting(
+        TRAIN_SETS[name], GAN_RUN, m, members=GAN_MEMBERS, seed=seed, evaluate=evaluate, n_eval=N_EVAL,
+        device=DEVICE, desc=f"{name} m={m}",
     )  # fmt: skip
     out = {key: np.array(history[key][-1], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}
     out["high_quality"] *= 100
@@ -630,14 +627,10 @@ def baseline_stats(name: str, draws: int = 5) -> dict[str, dict[str, np.ndarray]
         "one Gaussian fitted": lambda gen: gaussian_fit_samples(data, N_EVAL, gen),
         "the true mixture": lambda gen: mix.sample(N_EVAL, gen),
     }
-    out = {}
-    for label, sample in samplers.items():
-        runs = [
-            mode_stats(sample(torch.Generator().manual_seed(50 + i)), mix.centers, mix.std)
-            for i in range(draws)
-        ]
-        out[label] = {key: np.array([r[key] for r in runs], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}  # fmt: skip
-        out[label]["high_quality"] *= 100
+    out = {
+        label: mode_stats_over_draws(sample, mix.centers, mix.std, draws=draws, seed=50)
+        for label, sample in samplers.items()
+    }
     log_p = mix.log_density(test).double()
     mean, cov = fit_gaussian(data.double())
     out["one Gaussian fitted"]["kl"] = np.array(
@@ -648,15 +641,6 @@ def baseline_stats(name: str, draws: int = 5) -> dict[str, dict[str, np.ndarray]
 
 
 BASELINES = {name: baseline_stats(name) for name in MIXTURES}
-
-
-def mean_std(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof 1) over runs, NaN runs (no high-quality sample) dropped."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 
 def invalid(res: dict) -> str:

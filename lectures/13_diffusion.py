@@ -103,13 +103,15 @@ from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matri
 from gencourse.lecture import start
 from gencourse.nets import accuracy, trained_mnist_classifier
 from gencourse.pacgan import (
-    MaxoutDiscriminator,
+    MIXTURE_CPU_PROTOCOL,
     PacGANGenerator,
     beyond_spread,
     gaussian_fit_samples,
+    mean_std,
     mode_stats,
+    mode_stats_over_draws,
     quality_invalid_reason,
-    train_pacgan,
+    train_mixture_setting,
     uniform_box_samples,
 )
 from gencourse.plotting import show_images
@@ -715,9 +717,9 @@ for hq in hq_exact.values():  # the statements of the text below
 # of one setting are trained together as one ensemble of independent networks (`members`, as in
 # lecture 4).
 #
-# **GAN and PacGAN2.** Lecture 4's `cpu` protocol, unchanged (`train_pacgan` with the same
-# networks, learning rates, number of updates and seeds; the cell prints it), so these rows are
-# lecture 4's runs, trained again here.
+# **GAN and PacGAN2.** Lecture 4's `cpu` protocol, unchanged
+# (`gencourse.pacgan.train_mixture_setting` with the same networks, learning rates, number of
+# updates and seeds; the cell prints it), so these rows are lecture 4's runs, trained again here.
 #
 # **Trivial baselines**, as in lecture 4: uniform noise on the data's bounding box, one
 # Gaussian fitted by maximum likelihood, and the true mixture (the ceiling), five draws each.
@@ -778,10 +780,7 @@ print(
 )
 
 # %%
-CPU_PROTOCOL = dict(  # lecture 4's cpu protocol
-    g_hidden=64, g_depth=3, g_batch_norm=False, d_hidden=48, init_std=None, lr=1e-3, lr_d=1e-2,
-    lr_end=1e-4, betas=(0.5, 0.9), steps=4_000,
-)  # fmt: skip
+CPU_PROTOCOL = dict(MIXTURE_CPU_PROTOCOL)  # lecture 4's cpu protocol
 PROTOCOL = budget(
     ci={**CPU_PROTOCOL, "g_hidden": 16, "d_hidden": 8, "steps": 40},
     cpu=CPU_PROTOCOL,
@@ -794,19 +793,11 @@ def train_gan_setting(m: int) -> dict:
     """Lecture 4's train_setting for the grid, packing degree m, without the curves: the same
     seed, networks and training, so the same runs; returns the metrics of every run."""
     seed = 1000 * m + 10  # lecture 4's seed for this setting
-    torch.manual_seed(seed)
-    g = PacGANGenerator(
-        2, PROTOCOL["g_hidden"], PROTOCOL["g_depth"], 2, members=len(SEEDS),
-        batch_norm=PROTOCOL["g_batch_norm"], init_std=PROTOCOL["init_std"],
-    ).to(DEVICE)  # fmt: skip
-    d = MaxoutDiscriminator(
-        2 * m, PROTOCOL["d_hidden"], 5, 3, members=len(SEEDS), init_std=PROTOCOL["init_std"]
-    ).to(DEVICE)
     t = time.perf_counter()
-    history = train_pacgan(
-        g, d, TRAIN_GRID, PROTOCOL["steps"], pack=m, batch_size=100, lr=PROTOCOL["lr"], lr_d=PROTOCOL["lr_d"],
-        betas=PROTOCOL["betas"], lr_end=PROTOCOL["lr_end"], seed=seed,
-        evaluate=lambda points: mode_stats(points, GRID.centers, GRID.std), n_eval=N_EVAL, desc=f"grid m={m}",
+    history, _, _ = train_mixture_setting(
+        TRAIN_GRID, PROTOCOL, m, members=len(SEEDS), seed=seed,
+        evaluate=lambda points: mode_stats(points, GRID.centers, GRID.std), n_eval=N_EVAL,
+        device=DEVICE, desc=f"grid m={m}",
     )  # fmt: skip
     out = {k: np.array(history[k][-1], dtype=float) for k in ("modes", "high_quality", "reverse_kl")}
     out["high_quality"] *= 100
@@ -817,32 +808,21 @@ RESULTS["GAN"] = train_gan_setting(1)
 RESULTS["PacGAN2"] = train_gan_setting(2)
 
 
-def baseline_stats(sample) -> dict[str, np.ndarray]:
-    """mode_stats of a trivial generator, five draws of N_EVAL points (high quality in %)."""
-    s = [mode_stats(sample(torch.Generator().manual_seed(50 + i)), GRID.centers, GRID.std) for i in range(5)]
-    out = {k: np.array([r[k] for r in s], dtype=float) for k in ("modes", "high_quality", "reverse_kl")}
-    out["high_quality"] *= 100
-    return out
-
-
+BASELINE_SAMPLERS = {
+    "uniform on the data's box": lambda g: uniform_box_samples(TRAIN_GRID, N_EVAL, g),
+    "one Gaussian fitted": lambda g: gaussian_fit_samples(TRAIN_GRID, N_EVAL, g),
+    "the true mixture": lambda g: GRID.sample(N_EVAL, g),
+}
+# mode_stats of each trivial generator, five draws of N_EVAL points (high quality in %)
 BASELINES = {
-    "uniform on the data's box": baseline_stats(lambda g: uniform_box_samples(TRAIN_GRID, N_EVAL, g)),
-    "one Gaussian fitted": baseline_stats(lambda g: gaussian_fit_samples(TRAIN_GRID, N_EVAL, g)),
-    "the true mixture": baseline_stats(lambda g: GRID.sample(N_EVAL, g)),
+    label: mode_stats_over_draws(sample, GRID.centers, GRID.std, draws=5, seed=50)
+    for label, sample in BASELINE_SAMPLERS.items()
 }
 
 
 def invalid(res: dict) -> str:
     """Lecture 4's 70 % rule: "" if the mean high-quality fraction is ≥ 70 %, else the reason."""
     return quality_invalid_reason(res["high_quality"] / 100)
-
-
-def mean_std(values: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation (ddof 1) over runs, NaN runs dropped."""
-    v = values[~np.isnan(values)]
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 
 print(f"grid (25 modes), {len(SEEDS)} runs per setting (baselines: 5 draws); mean ± std over runs")

@@ -16,6 +16,7 @@ from gencourse.divergences import tv_distance, tv_product
 from gencourse.gan import MLPDiscriminator
 from gencourse.pacgan import (
     HIGH_QUALITY_MIN,
+    MIXTURE_CPU_PROTOCOL,
     EnsembleBatchNorm,
     EnsembleLinear,
     MaxoutDiscriminator,
@@ -28,12 +29,15 @@ from gencourse.pacgan import (
     has_mode_collapse,
     lower_boundary,
     matched_maxout_hidden,
+    mean_std,
     mode_stats,
+    mode_stats_over_draws,
     pack,
     packing_bounds,
     pair_from_boundary,
     parameter_count,
     quality_invalid_reason,
+    train_mixture_setting,
     train_pacgan,
     uncollapsed_extremal_pair,
     uniform_box_samples,
@@ -128,6 +132,31 @@ def test_mode_stats_matches_monte_carlo_for_the_true_mixture():
     assert stats["modes"] == 25
     assert abs(stats["high_quality"] - (1 - math.exp(-4.5))) < 0.003
     assert stats["reverse_kl"] < 0.01
+
+
+def test_mode_stats_over_draws_is_mode_stats_of_each_seeded_draw():
+    centers = torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+
+    def sample(gen: torch.Generator) -> torch.Tensor:
+        return centers[torch.randint(3, (40,), generator=gen)] + 0.2 * torch.randn(40, 2, generator=gen)
+
+    out = mode_stats_over_draws(sample, centers, 0.1, draws=3, seed=7)
+    assert set(out) == {"modes", "high_quality", "reverse_kl"}
+    for i in range(3):
+        direct = mode_stats(sample(torch.Generator().manual_seed(7 + i)), centers, 0.1)
+        assert out["modes"][i] == direct["modes"]
+        assert out["high_quality"][i] == 100 * direct["high_quality"]  # per cent
+        assert out["reverse_kl"][i] == direct["reverse_kl"]
+    assert out["high_quality"].std() > 0  # the draws differ
+    with pytest.raises(ValueError):
+        mode_stats_over_draws(sample, centers, 0.1, draws=0)
+
+
+def test_mean_std_drops_nan_runs():
+    assert mean_std([1.0, 2.0, 3.0, math.nan]) == pytest.approx((2.0, 1.0))  # s² = (1 + 0 + 1) / 2
+    mean, sd = mean_std(np.array([4.0]))
+    assert mean == 4.0 and math.isnan(sd)
+    assert all(math.isnan(v) for v in mean_std([math.nan, math.nan]))
 
 
 def test_mode_stats_rejects_bad_shapes():
@@ -318,6 +347,36 @@ def test_adam_lookahead_matches_torch_adam():
     (w**3).sum().backward()
     opt.step()
     assert torch.allclose(new["w"], w.detach(), atol=1e-6)
+
+
+def test_train_mixture_setting_is_the_seeded_networks_trained_by_train_pacgan():
+    from gencourse.data import grid_mixture
+
+    mix = grid_mixture()
+    data = mix.sample(2_000, torch.Generator().manual_seed(1))
+    protocol = {**MIXTURE_CPU_PROTOCOL, "g_hidden": 8, "d_hidden": 6, "steps": 6}
+
+    def evaluate(points: torch.Tensor) -> dict[str, float]:
+        return mode_stats(points, mix.centers, mix.std)
+
+    history, g, d = train_mixture_setting(
+        data, protocol, 2, members=2, seed=12, evaluate=evaluate, n_eval=50, eval_every=3, desc="t"
+    )
+    # the same by hand: seed, generator, then discriminator, then train_pacgan
+    torch.manual_seed(12)
+    g1 = PacGANGenerator(2, 8, protocol["g_depth"], 2, members=2, batch_norm=False, init_std=None)
+    d1 = MaxoutDiscriminator(4, 6, 5, 3, members=2, init_std=None)
+    h1 = train_pacgan(
+        g1, d1, data, 6, pack=2, batch_size=100, lr=1e-3, lr_d=1e-2, betas=(0.5, 0.9), lr_end=1e-4,
+        seed=12, eval_every=3, evaluate=evaluate, n_eval=50, desc="t",
+    )  # fmt: skip
+    assert history.keys() == h1.keys() and history["modes"] == h1["modes"]
+    for a, b in ((g, g1), (d, d1)):
+        for (name, p), p1 in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(p, p1), name
+    assert d.members == 2 and parameter_count(d) == parameter_count(d1)
+    with pytest.raises(ValueError):
+        train_mixture_setting(data, protocol, 0, members=2, seed=0)
 
 
 def test_train_pacgan_rejects_bad_arguments():
