@@ -3,7 +3,7 @@
 Every lecture begins with ``LECTURE = start("NN_topic")`` (after the Colab install cell) and
 ends with ``LECTURE.finish()``. :func:`start` reads the budget level (``GENCOURSE_BUDGET``) and
 the course's device, prints them, and starts the clock; :meth:`Lecture.finish` records the
-wall time since then for the timing page (:func:`gencourse.scoreboard.record_timing`) and
+wall time since then for the timing page (:func:`gencourse.report.record_timing`) and
 prints it. The notebook's numbers do not depend on either: no random state is touched here.
 """
 
@@ -37,7 +37,7 @@ class Lecture:
 
     def finish(self) -> float:
         """Record and print the lecture's wall time (seconds since :func:`start`) and return it."""
-        from gencourse.scoreboard import record_timing
+        from gencourse.report import record_timing
 
         seconds = self.elapsed()
         record_timing(self.name, seconds)
