@@ -292,26 +292,28 @@ x_train = train_set.images  # grey levels in [0, 1]
 t = time.perf_counter()
 # gencourse.vae.trained_mnist_vae: mnist_vae trained by train_vae after seed_everything(0); lecture 9
 # uses the same VAE, and a book build trains it once (gencourse.cache)
-vae, vae_history = trained_mnist_vae(x_train, VAE_STEPS, latent_dim=20, seed=0, device=DEVICE)
+VAE_LATENT_DIM = 20  # k, the dimension of z
+vae, vae_history = trained_mnist_vae(x_train, VAE_STEPS, latent_dim=VAE_LATENT_DIM, seed=0, device=DEVICE)
 vae.requires_grad_(False)
 print(
     f"VAE: {VAE_STEPS:,} steps in {time.perf_counter() - t:.0f} s, final loss {np.mean(vae_history['loss'][-100:]):.1f}"
 )
 assert np.mean(vae_history["loss"][-50:]) < np.mean(vae_history["loss"][:50])
-K = 20
 
 
-def G(z: torch.Tensor) -> torch.Tensor:
+def vae_generator(z: torch.Tensor) -> torch.Tensor:
     """The generator of CSGM: the VAE decoder's Bernoulli means, flattened to (batch, 784)."""
     return torch.sigmoid(vae.decoder(z)).flatten(1)
 
 
-show_images(
-    G(torch.randn(16, K, generator=torch.Generator().manual_seed(0)).to(DEVICE)).view(-1, 1, 28, 28).cpu(),
-    nrow=16,
-    title="VAE samples G(z), z ~ N(0, I)",
-)
-plt.show()
+def show_samples(generate, latent_dim: int, title: str) -> None:
+    """16 samples generate(z), z ~ N(0, I) drawn with seed 0, as 28×28 images in one row."""
+    z = torch.randn(16, latent_dim, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    show_images(generate(z).view(-1, 1, 28, 28).cpu(), nrow=16, title=title)
+    plt.show()
+
+
+show_samples(vae_generator, VAE_LATENT_DIM, "VAE samples G(z), z ~ N(0, I)")
 
 # %% [markdown]
 # **A first check: a point in the range.** If $x^* = G(z^*)$ exactly and there is no noise, the
@@ -322,11 +324,17 @@ plt.show()
 
 # %%
 A25 = gaussian_matrix(25, 784, seed=1).to(DEVICE)
-z_true = torch.randn(8, K, generator=torch.Generator().manual_seed(2)).to(DEVICE)
-x_in_range = G(z_true)
+z_true = torch.randn(8, VAE_LATENT_DIM, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+x_in_range = vae_generator(z_true)
 y25 = measure(A25, x_in_range)
 x_rec, _ = csgm(
-    G, A25, y25, K, steps=budget(ci=300, cpu=1_000, gpu=1_000), restarts=budget(ci=3, cpu=10, gpu=10), lam=0.0
+    vae_generator,
+    A25,
+    y25,
+    VAE_LATENT_DIM,
+    steps=budget(ci=300, cpu=1_000, gpu=1_000),
+    restarts=budget(ci=3, cpu=10, gpu=10),
+    lam=0.0,
 )
 err_range = ((x_rec - x_in_range) ** 2).mean(1)
 err_lasso_range = ((lasso(A25, y25, 0.1, clip=(0, 1)).cpu() - x_in_range.cpu()) ** 2).mean(1)
@@ -530,8 +538,8 @@ pairs = budget(ci=32, cpu=128, gpu=256)
 gen = torch.Generator().manual_seed(3)
 with torch.no_grad():
     xa, xb = (
-        G(torch.randn(500, K, generator=gen).to(DEVICE)),
-        G(torch.randn(500, K, generator=gen).to(DEVICE)),
+        vae_generator(torch.randn(500, VAE_LATENT_DIM, generator=gen).to(DEVICE)),
+        vae_generator(torch.randn(500, VAE_LATENT_DIM, generator=gen).to(DEVICE)),
     )
 da, db = test_set.images[:500].flatten(1).to(DEVICE), test_set.images[500:1000].flatten(1).to(DEVICE)
 srec_rows = {}
@@ -539,31 +547,51 @@ for m in srec_m:
     A = gaussian_matrix(m, 784, seed=100 + m).to(DEVICE)
     random_range = srec_ratio(A, xa, xb)
     random_digits = srec_ratio(A, da, db)
-    worst = srec_search(G, A, K, pairs=pairs, steps=budget(ci=150, cpu=400, gpu=800), lr=0.05, seed=m).min()
+    worst = srec_search(
+        vae_generator, A, VAE_LATENT_DIM, pairs=pairs, steps=budget(ci=150, cpu=400, gpu=800), lr=0.05, seed=m
+    ).min()
     null = torch.linalg.svd(A.cpu().double(), full_matrices=True).Vh[-1].float().to(DEVICE)  # A·null = 0
     t_max = 0.5 / null.abs().max()
     x1, x2 = 0.5 + t_max * null, 0.5 - t_max * null  # two images in [0, 1]^n
     arbitrary = srec_ratio(A, x1[None], x2[None]).item()
-    srec_rows[m] = (random_range.min().item(), random_digits.min().item(), worst.item(), arbitrary)
+    srec_rows[m] = {
+        "random pairs in the range": random_range.min().item(),
+        "random pairs of digits": random_digits.min().item(),
+        "worst pair found in the range": worst.item(),
+        "arbitrary images": arbitrary,
+    }
+    row = srec_rows[m]
     print(
-        f"m = {m:3d}: min over 500 random pairs: range {srec_rows[m][0]:.3f}, digits {srec_rows[m][1]:.3f};"
-        f" worst pair found in the range {srec_rows[m][2]:.3f} (1 − √(k/m) = {max(0, 1 - math.sqrt(K / m)):.2f});"
+        f"m = {m:3d}: min over 500 random pairs: range {row['random pairs in the range']:.3f}, "
+        f"digits {row['random pairs of digits']:.3f};"
+        f" worst pair found in the range {row['worst pair found in the range']:.3f} (1 − √(k/m) = {max(0, 1 - math.sqrt(VAE_LATENT_DIM / m)):.2f});"
         f" arbitrary images {arbitrary:.1e}"
     )
     assert arbitrary < 1e-4  # two valid images that A cannot tell apart
-    assert 0 <= srec_rows[m][2] <= srec_rows[m][0] + 1e-6
-assert srec_rows[10][2] < 0.1  # m < k: A J has a null space, and the search finds it
-assert srec_rows[srec_m[-1]][2] > srec_rows[srec_m[0]][2]  # the worst case improves with m
-assert srec_rows[srec_m[-1]][2] > 0.3  # and is bounded away from 0, unlike arbitrary images
+    assert 0 <= row["worst pair found in the range"] <= row["random pairs in the range"] + 1e-6
+worst_found = {m: row["worst pair found in the range"] for m, row in srec_rows.items()}
+assert worst_found[10] < 0.1  # m < k: A J has a null space, and the search finds it
+assert worst_found[srec_m[-1]] > worst_found[srec_m[0]]  # the worst case improves with m
+assert worst_found[srec_m[-1]] > 0.3  # and is bounded away from 0, unlike arbitrary images
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ms = np.array(srec_m)
-ax.plot(ms, [srec_rows[m][0] for m in srec_m], "o-", label="min over random pairs of G samples")
-ax.plot(ms, [srec_rows[m][1] for m in srec_m], "s-", label="min over random pairs of test digits")
-ax.plot(ms, [srec_rows[m][2] for m in srec_m], "^-", label="worst pair of range(G) found by search")
-ax.plot(ms, np.maximum(0, 1 - np.sqrt(K / ms)), "k--", label="1 − √(k/m)")
-ax.plot(ms, [srec_rows[m][3] for m in srec_m], "x-", label="arbitrary images (null space)")
+ax.plot(
+    ms,
+    [srec_rows[m]["random pairs in the range"] for m in srec_m],
+    "o-",
+    label="min over random pairs of G samples",
+)
+ax.plot(
+    ms,
+    [srec_rows[m]["random pairs of digits"] for m in srec_m],
+    "s-",
+    label="min over random pairs of test digits",
+)
+ax.plot(ms, [worst_found[m] for m in srec_m], "^-", label="worst pair of range(G) found by search")
+ax.plot(ms, np.maximum(0, 1 - np.sqrt(VAE_LATENT_DIM / ms)), "k--", label="1 − √(k/m)")
+ax.plot(ms, [srec_rows[m]["arbitrary images"] for m in srec_m], "x-", label="arbitrary images (null space)")
 ax.set_xscale("log")
 ax.set_xlabel("measurements m")
 ax.set_ylabel("‖A(x₁ − x₂)‖ / ‖x₁ − x₂‖")
@@ -622,7 +650,9 @@ t = time.perf_counter()
 for m in M_LIST:
     A = gaussian_matrix(m, 784, seed=m).to(DEVICE)
     y = measure(A, x_test, noise_std=0.1 / math.sqrt(m), seed=m)
-    x_vae, z_vae = csgm(G, A, y, K, steps=CS_STEPS, restarts=RESTARTS, lam=LAM, lr=0.01, seed=m)
+    x_vae, z_vae = csgm(
+        vae_generator, A, y, VAE_LATENT_DIM, steps=CS_STEPS, restarts=RESTARTS, lam=LAM, lr=0.01, seed=m
+    )
     estimates = {
         "VAE": x_vae,
         "Lasso (pixel)": lasso(A, y, ALPHA, basis="pixel", clip=(0, 1)).to(DEVICE),
@@ -644,7 +674,7 @@ for m in M_LIST:
 # same digits.
 
 # %%
-x_proj, z_proj = project(G, x_test, K, steps=CS_STEPS, restarts=RESTARTS)
+x_proj, z_proj = project(vae_generator, x_test, VAE_LATENT_DIM, steps=CS_STEPS, restarts=RESTARTS)
 rep_err = ((x_proj - x_test) ** 2).mean(1).cpu().numpy()
 mean_image = x_train.flatten(1).mean(0).to(DEVICE)
 baselines = {
@@ -694,8 +724,10 @@ print(f"per-pixel MSE ± one standard error over {N_TEST} held-out digits")
 print(f"{'m':>4} | {'VAE (ours)':>15} | {'VAE+Reg (paper)':>15} | {'Lasso pixel':>15} | {'Lasso DCT':>15}")
 for m in M_LIST:
     paper_value = f"{paper[m]:.4f}" if m in paper else "—"
-    cells = [f"{results[name][m].mean():.4f} ± {sem(results[name][m]):.4f}" for name in results]
-    print(f"{m:4d} | {cells[0]:>15} | {paper_value:>15} | {cells[1]:>15} | {cells[2]:>15}")
+    cells = {name: f"{results[name][m].mean():.4f} ± {sem(results[name][m]):.4f}" for name in results}
+    print(
+        f"{m:4d} | {cells['VAE']:>15} | {paper_value:>15} | {cells['Lasso (pixel)']:>15} | {cells['Lasso (DCT)']:>15}"
+    )
 for name, b in baselines.items():
     print(f"{'any m':>4} | baseline, {name}: {b.mean():.4f} ± {sem(b):.4f}")
 
@@ -746,13 +778,13 @@ for m in small_m:
     best_lasso = min(results["Lasso (pixel)"][m].mean(), results["Lasso (DCT)"][m].mean())
     need = lasso_needs(vae_err)
     # the factor when the VAE's error is moved by ± 2 standard errors (a larger error is reached sooner)
-    factor_range[m] = (
-        lasso_needs(vae_err + 2 * vae_se) / m,
-        lasso_needs(max(vae_err - 2 * vae_se, 1e-9)) / m,
-    )
+    factor_range[m] = {
+        "low": lasso_needs(vae_err + 2 * vae_se) / m,
+        "high": lasso_needs(max(vae_err - 2 * vae_se, 1e-9)) / m,
+    }
     print(
         f"m = {m}: Lasso's error is {best_lasso / vae_err:.1f}× the VAE's; Lasso needs m ≈ {need:.0f} for the VAE's"
-        f" error ({need / m:.1f}× more; {factor_range[m][0]:.1f}× to {factor_range[m][1]:.1f}× with the VAE's error ± 2 s.e.)"
+        f" error ({need / m:.1f}× more; {factor_range[m]['low']:.1f}× to {factor_range[m]['high']:.1f}× with the VAE's error ± 2 s.e.)"
     )
 
 # headline numbers for the reproduction scoreboard (written only when GENCOURSE_RESULTS is set)
@@ -822,8 +854,8 @@ for m in M_LIST:
 
 # %%
 if LEVEL != "ci":
-    vae_vs_mean = paired_gap(results["VAE"][10], MEAN_IMG)
-    assert vae_vs_mean[0] > -2 * vae_vs_mean[1]  # m = 10 < k: no better than the mean training image
+    gap_10, se_10 = paired_gap(results["VAE"][10], MEAN_IMG)
+    assert gap_10 > -2 * se_10  # m = 10 < k: no better than the mean training image
     assert first_beat["VAE"] == 25 and all(beats(results["VAE"][m], MEAN_IMG) for m in M_LIST if m >= 25)
     assert min(first_beat["Lasso (pixel)"], first_beat["Lasso (DCT)"]) > 100
     for m in (25, 50):
@@ -831,7 +863,7 @@ if LEVEL != "ci":
         assert results["VAE"][m].mean() < lasso_best / 3
         for name in ("Lasso (pixel)", "Lasso (DCT)"):
             assert beats(results["VAE"][m], results[name][m])
-        assert factor_range[m][0] >= 3
+        assert factor_range[m]["low"] >= 3
     assert results["VAE"][750].mean() < 2 * rep_err.mean()
     assert results["VAE"][100].mean() < 1.5 * rep_err.mean()
     for m, value in paper.items():
@@ -873,7 +905,7 @@ plt.show()
 bound_rows = {}
 for m in M_LIST:
     A, y, z_vae = runs[m]
-    x_hat = G(z_vae)
+    x_hat = vae_generator(z_vae)
     lhs = (x_hat - x_test).norm(dim=1)
     rep = (x_proj - x_test).norm(dim=1)
     noise = (y - measure(A, x_test)).norm(dim=1)
@@ -932,10 +964,18 @@ hole = box_mask(28, 28, hole=10)
 A_mask = mask_matrix(hole).to(DEVICE)
 A_down = downsampling_matrix(28, 28, 4).to(DEVICE)
 steps_beyond = budget(ci=200, cpu=1_000, gpu=1_000)
-x_inp, _ = csgm(G, A_mask, measure(A_mask, x_few), K, steps=steps_beyond, restarts=RESTARTS, lam=LAM)
+x_inp, _ = csgm(
+    vae_generator,
+    A_mask,
+    measure(A_mask, x_few),
+    VAE_LATENT_DIM,
+    steps=steps_beyond,
+    restarts=RESTARTS,
+    lam=LAM,
+)
 x_inp_lasso = lasso(A_mask, measure(A_mask, x_few), 0.01, basis="dct", clip=(0, 1)).to(DEVICE)
 y_low = measure(A_down, x_few)
-x_sr, _ = csgm(G, A_down, y_low, K, steps=steps_beyond, restarts=RESTARTS, lam=LAM)
+x_sr, _ = csgm(vae_generator, A_down, y_low, VAE_LATENT_DIM, steps=steps_beyond, restarts=RESTARTS, lam=LAM)
 x_bilinear = F.interpolate(y_low.view(-1, 1, 7, 7), size=28, mode="bilinear", align_corners=False).flatten(1)
 assert torch.allclose(downsample(x_few.view(-1, 1, 28, 28), 4).flatten(1), y_low, atol=1e-6)
 in_hole = ~hole.flatten().to(DEVICE)
@@ -947,8 +987,8 @@ err = {
     "inpainting, mean image (hole)": ((mean_image - x_few)[:, in_hole] ** 2).mean(),
     "super-resolution, mean image": ((mean_image - x_few) ** 2).mean(),
 }
-for k_, v in err.items():
-    print(f"{k_:30s}: per-pixel MSE {v:.4f}")
+for task, v in err.items():
+    print(f"{task:30s}: per-pixel MSE {v:.4f}")
 if LEVEL != "ci":
     assert err["inpainting, CSGM (hole)"] < err["inpainting, Lasso-DCT (hole)"]
     assert err["super-resolution, CSGM"] < err["super-resolution, bilinear"]
@@ -971,7 +1011,9 @@ def class_probabilities(x: torch.Tensor) -> torch.Tensor:
 
 
 y_cls = class_probabilities(x_few)
-x_cls, _ = csgm(G, class_probabilities, y_cls, K, steps=steps_beyond, restarts=RESTARTS, lam=LAM)
+x_cls, _ = csgm(
+    vae_generator, class_probabilities, y_cls, VAE_LATENT_DIM, steps=steps_beyond, restarts=RESTARTS, lam=LAM
+)
 same_class = (class_probabilities(x_cls).argmax(1) == y_cls.argmax(1)).float().mean().item()
 print(
     f"class of the recovery = class of x* for {same_class:.0%} of the digits; "
@@ -979,7 +1021,9 @@ print(
 )
 with torch.no_grad():  # baseline: how often a random sample G(z), z ~ N(0, I), has the class of x*
     sample_classes = class_probabilities(
-        G(torch.randn(1000, K, generator=torch.Generator().manual_seed(4)).to(DEVICE))
+        vae_generator(
+            torch.randn(1000, VAE_LATENT_DIM, generator=torch.Generator().manual_seed(4)).to(DEVICE)
+        )
     ).argmax(1)
 chance_same = (sample_classes[None, :] == y_cls.argmax(1)[:, None]).float().mean().item()
 print(f"baseline: a random sample G(z) has the class of x* for {chance_same:.0%} of (digit, sample) pairs")
@@ -1026,30 +1070,27 @@ plt.show()
 
 # %%
 GAN_STEPS = budget(ci=150, cpu=4_000, gpu=20_000)
-KG = 64
+GAN_LATENT_DIM = 64  # the GAN's k
 t = time.perf_counter()
-gan_g, gan_d, gan_history = trained_dcgan(x_train, KG, steps=GAN_STEPS, loss="ns", seed=0, device=DEVICE)
+gan_g, gan_d, gan_history = trained_dcgan(
+    x_train, GAN_LATENT_DIM, steps=GAN_STEPS, loss="ns", seed=0, device=DEVICE
+)
 gan_g.requires_grad_(False)
 gan_d.requires_grad_(False)
 print(f"GAN: {GAN_STEPS:,} steps, {time.perf_counter() - t:.0f} s in this notebook")
 
 
-def GG(z: torch.Tensor) -> torch.Tensor:
+def gan_generator(z: torch.Tensor) -> torch.Tensor:
     """The GAN generator (eval mode: batch norm uses its running statistics), flattened."""
     return gan_g(z).flatten(1)
 
 
-def DD(x: torch.Tensor) -> torch.Tensor:
+def gan_discriminator(x: torch.Tensor) -> torch.Tensor:
     """The GAN discriminator's raw score (a logit) of flattened images."""
     return gan_d(x.view(-1, 1, 28, 28))
 
 
-show_images(
-    GG(torch.randn(16, KG, generator=torch.Generator().manual_seed(0)).to(DEVICE)).view(-1, 1, 28, 28).cpu(),
-    nrow=16,
-    title="GAN samples",
-)
-plt.show()
+show_samples(gan_generator, GAN_LATENT_DIM, "GAN samples")
 
 # %% [markdown]
 # **Inpainting and the initialisation.** We inpaint the central $12 \times 12$ square of held-out
@@ -1074,13 +1115,27 @@ in_hole12 = ~hole12.flatten().to(DEVICE)
 x_inp_true = test_set.images[:N_INP].flatten(1).to(DEVICE)
 labels_inp = test_set.labels[:N_INP].to(DEVICE)
 y_inp = x_inp_true * hole12.flatten().to(DEVICE)
-z_rand = torch.randn(N_INP, KG, generator=torch.Generator().manual_seed(5)).to(DEVICE)
-z_nn = nearest_latent(GG, y_inp, hole12, KG, pool=budget(ci=500, cpu=5_000, gpu=20_000), seed=6)
-x_r, _, trace_r = inpaint(GG, y_inp, hole12, z_rand, INP_STEPS, lr=0.01, D=DD, lam=LAM_P)
-x_n, _, trace_n = inpaint(GG, y_inp, hole12, z_nn, INP_STEPS, lr=0.01, D=DD, lam=LAM_P)
-x_c, _, _ = inpaint(GG, y_inp, hole12, z_nn, INP_STEPS, lr=0.01)  # contextual loss only
+z_rand = torch.randn(N_INP, GAN_LATENT_DIM, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+z_nn = nearest_latent(
+    gan_generator, y_inp, hole12, GAN_LATENT_DIM, pool=budget(ci=500, cpu=5_000, gpu=20_000), seed=6
+)
+x_r, _, trace_r = inpaint(
+    gan_generator, y_inp, hole12, z_rand, INP_STEPS, lr=0.01, D=gan_discriminator, lam=LAM_P
+)
+x_n, _, trace_n = inpaint(
+    gan_generator, y_inp, hole12, z_nn, INP_STEPS, lr=0.01, D=gan_discriminator, lam=LAM_P
+)
+x_c, _, _ = inpaint(gan_generator, y_inp, hole12, z_nn, INP_STEPS, lr=0.01)  # contextual loss only
 A_hole12 = mask_matrix(hole12).to(DEVICE)
-x_v, _ = csgm(G, A_hole12, measure(A_hole12, x_inp_true), K, steps=INP_STEPS, restarts=RESTARTS, lam=LAM)
+x_v, _ = csgm(
+    vae_generator,
+    A_hole12,
+    measure(A_hole12, x_inp_true),
+    VAE_LATENT_DIM,
+    steps=INP_STEPS,
+    restarts=RESTARTS,
+    lam=LAM,
+)
 x_v = torch.where(in_hole12, x_v, x_inp_true)
 x_mean = torch.where(in_hole12, x_train.flatten(1).mean(0).to(DEVICE), x_inp_true)
 
@@ -1198,10 +1253,10 @@ clips = torch.stack([moving_clip(test_set.images[N_INP + c], T_FRAMES) for c in 
 z_cold = torch.stack(
     [
         nearest_latent(
-            GG,
+            gan_generator,
             clip * hole12.flatten().to(DEVICE),
             hole12,
-            KG,
+            GAN_LATENT_DIM,
             pool=budget(ci=500, cpu=5_000, gpu=20_000),
             seed=7,
         )
@@ -1210,15 +1265,20 @@ z_cold = torch.stack(
 )
 # all clips at once (one batch per window; each clip's path is the one it would follow alone)
 batched = {
-    name: inpaint_video(GG, clips, hole12, z_cold, VID_STEPS, lr=0.01, D=DD, lam=LAM_P, **kw)
+    name: inpaint_video(
+        gan_generator, clips, hole12, z_cold, VID_STEPS, lr=0.01, D=gan_discriminator, lam=LAM_P, **kw
+    )
     for name, kw in settings.items()
 }
 
 
-def clip_result(result: tuple, c: int) -> tuple:
-    """Clip c's (frames, codes, trace) from a batched result ((C, T, n), (C, T, k), (steps, C, T))."""
+def clip_result(result: tuple, c: int | None = None) -> dict[str, torch.Tensor]:
+    """inpaint_video's (frames, codes, trace) by name: {"frames", "codes", "trace"}; with ``c``,
+    clip c's of a batched result ((C, T, n), (C, T, k), (steps, C, T))."""
     x, z, trace = result
-    return x[c], z[c], trace[:, c]
+    if c is None:
+        return {"frames": x, "codes": z, "trace": trace}
+    return {"frames": x[c], "codes": z[c], "trace": trace[:, c]}
 
 
 videos = [{name: clip_result(r, c) for name, r in batched.items()} for c in range(N_CLIPS)]
@@ -1227,16 +1287,17 @@ videos = [{name: clip_result(r, c) for name, r in batched.items()} for c in rang
 def steps_to_cold_final(video: dict, name: str) -> torch.Tensor:
     """Per frame from the second on: the steps the setting ``name`` needs to reach the contextual
     loss that the cold start reaches after its full run (VID_STEPS if it never does)."""
-    target = video["cold start, frame by frame"][2][-1]
-    return steps_to_reach(video[name][2], target)[1:]
+    target = video["cold start, frame by frame"]["trace"][-1]
+    return steps_to_reach(video[name]["trace"], target)[1:]
 
 
 steps = {name: torch.stack([steps_to_cold_final(v, name) for v in videos]).float() for name in settings}
-flickers = {name: [flicker(v[name][0], in_hole12) for v in videos] for name in settings}
+flickers = {name: [flicker(v[name]["frames"], in_hole12) for v in videos] for name in settings}
 for name in settings:
-    change = [flicker(v[name][0], in_hole12, clip) for v, clip in zip(videos, clips, strict=True)]
+    change = [flicker(v[name]["frames"], in_hole12, clip) for v, clip in zip(videos, clips, strict=True)]
     mse = [
-        ((v[name][0] - clip)[:, in_hole12] ** 2).mean().item() for v, clip in zip(videos, clips, strict=True)
+        ((v[name]["frames"] - clip)[:, in_hole12] ** 2).mean().item()
+        for v, clip in zip(videos, clips, strict=True)
     ]
     print(
         f"{name:36s}: steps to the cold start's final loss, mean over frames {steps[name].mean():5.1f};"
@@ -1262,8 +1323,8 @@ if LEVEL != "ci":
         f_cold, f_warm, f_group = (flickers[name][c] for name in settings)
         assert f_group < f_warm < f_cold
         x_cold, x_group = (
-            video["cold start, frame by frame"][0],
-            video["warm start, window 4 + consistency"][0],
+            video["cold start, frame by frame"]["frames"],
+            video["warm start, window 4 + consistency"]["frames"],
         )
         assert flicker(x_group, in_hole12, clip) < flicker(x_cold, in_hole12, clip)
     # the gain is uneven: some frames get there within 50 steps, others never
@@ -1278,7 +1339,7 @@ if LEVEL != "ci":
 # %%
 fig, ax = plt.subplots(figsize=(10, 3.5))
 show_images(
-    torch.cat([clips[0]] + [v[0] for v in videos[0].values()]).view(-1, 1, 28, 28).cpu(),
+    torch.cat([clips[0]] + [v["frames"] for v in videos[0].values()]).view(-1, 1, 28, 28).cpu(),
     nrow=T_FRAMES,
     ax=ax,
     title="first clip; rows: true clip | " + " | ".join(settings),
@@ -1320,8 +1381,18 @@ plt.show()
 
 # %%
 alone = {
-    name: inpaint_video(
-        GG, clips[0], hole12, z_cold[0], VID_STEPS, lr=0.01, D=DD, lam=LAM_P, **settings[name]
+    name: clip_result(
+        inpaint_video(
+            gan_generator,
+            clips[0],
+            hole12,
+            z_cold[0],
+            VID_STEPS,
+            lr=0.01,
+            D=gan_discriminator,
+            lam=LAM_P,
+            **settings[name],
+        )
     )
     for name in ("cold start, frame by frame", "warm start, frame by frame")
 }
@@ -1334,11 +1405,11 @@ print(
     f"first clip, warm-start speed-up: {clip_speedups[0]:.2f}× in the batch of {N_CLIPS}, {alone_speedup:.2f}× alone"
 )
 cold = "cold start, frame by frame"
-gap = (alone[cold][2] - videos[0][cold][2]).abs().max(1).values  # largest over frames, per step
+gap = (alone[cold]["trace"] - videos[0][cold]["trace"]).abs().max(1).values  # largest over frames, per step
 print(
     "cold start, batch vs alone, largest difference of a frame's contextual loss: "
     + ", ".join(f"{gap[k]:.1e} before step {k + 1}" for k in (1, VID_STEPS // 10, VID_STEPS - 1))
-    + f" (final losses {videos[0][cold][2][-1].min():.1f} to {videos[0][cold][2][-1].max():.1f})"
+    + f" (final losses {videos[0][cold]['trace'][-1].min():.1f} to {videos[0][cold]['trace'][-1].max():.1f})"
 )
 
 # %% [markdown]

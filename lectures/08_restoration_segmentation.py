@@ -594,11 +594,11 @@ ax.set_ylabel("training PSNR (dB)")
 ax.legend()
 plt.show()
 print(f"{'variant':20s} {'test PSNR (dB)':>18s} {'test SSIM':>16s} {'time':>7s}")
-summary = {}
+summary = {}  # variant -> {"psnr", "ssim"}: the held-out means, one per seed
 for name in VARIANTS:
     ps = np.array([test_quality[name, s]["psnr"].mean() for s in range(CT_SEEDS)])
     ss = np.array([test_quality[name, s]["ssim"].mean() for s in range(CT_SEEDS)])
-    summary[name] = (ps, ss)
+    summary[name] = {"psnr": ps, "ssim": ss}
     print(
         f"{name:20s} {ps.mean():10.2f} ± {ps.std():.2f} {ss.mean():10.3f} ± {ss.std():.3f} {train_time[name]:6.0f}s"
     )
@@ -608,13 +608,14 @@ first_res = np.mean([histories["skips + residual", s][0] for s in range(CT_SEEDS
 first_dir = np.mean([histories["skips, direct", s][0] for s in range(CT_SEEDS)])
 assert first_res < first_dir / 2  # the residual network starts near its input
 if LEVEL != "ci":
-    best = summary["skips + residual"][0]
+    psnr_runs = {name: summary[name]["psnr"] for name in VARIANTS}  # per seed
+    best = psnr_runs["skips + residual"]
     assert best.min() > fbp_quality["psnr"].mean() + 5
-    assert best.min() > summary["no skips, residual"][0].max() + 3
-    assert summary["skips, direct"][0].min() > summary["no skips, direct"][0].max()
-    assert summary["skips + residual"][0].min() > summary["skips, direct"][0].max()
-    assert summary["no skips, residual"][0].max() < fbp_quality["psnr"].mean() + 2
-    assert summary["no skips, direct"][0].min() > summary["no skips, residual"][0].max()
+    assert best.min() > psnr_runs["no skips, residual"].max() + 3
+    assert psnr_runs["skips, direct"].min() > psnr_runs["no skips, direct"].max()
+    assert psnr_runs["skips + residual"].min() > psnr_runs["skips, direct"].max()
+    assert psnr_runs["no skips, residual"].max() < fbp_quality["psnr"].mean() + 2
+    assert psnr_runs["no skips, direct"].min() > psnr_runs["no skips, residual"].max()
 
 # %% [markdown]
 # What the runs show (the inequalities are asserted at the `cpu` budget and above, where every
@@ -667,7 +668,7 @@ if LEVEL != "ci":
     assert gain_psnr.mean() > 5 and gain_ssim.mean() > 0.1
     assert sl_net["psnr"][0] > sl_fbp["psnr"][0] and sl_net["ssim"][0] > sl_fbp["ssim"][0]
 
-ps_all, ss_all = summary["skips + residual"]
+ps_all, ss_all = summary["skips + residual"]["psnr"], summary["skips + residual"]["ssim"]
 common = dict(lecture="08_restoration_segmentation", seeds=list(range(CT_SEEDS)), higher_is_better=True)
 # the trivial baseline of the CT rows: the network's own input, the low-dose FBP
 fbp_psnr, fbp_ssim = float(fbp_quality["psnr"].mean()), float(fbp_quality["ssim"].mean())
@@ -694,7 +695,7 @@ record(
 )
 record(
     "restoration/skips_psnr",
-    {name: float(summary[name][0].mean()) for name in VARIANTS},
+    {name: float(summary[name]["psnr"].mean()) for name in VARIANTS},
     baseline={"low-dose FBP (the networks' input)": {name: fbp_psnr for name in VARIANTS}},
     unit="dB",
     description="held-out PSNR of the four variants: skips or not, residual or direct",

@@ -656,7 +656,7 @@ for name, feats in pools.items():
     intercept, slope = metrics.extrapolate_fid(SIZES, curve)
     inv = 1 / np.asarray(SIZES)
     r2 = 1 - np.sum((curve - (intercept + slope * inv)) ** 2) / np.sum((curve - curve.mean()) ** 2)
-    fid_curves[name], fid_inf[name], fid_fit[name] = curve, intercept, (slope, r2)
+    fid_curves[name], fid_inf[name], fid_fit[name] = curve, intercept, {"slope": slope, "r2": r2}
     rel_bias = (curve[SIZES.index(1_000)] - intercept) / intercept
     print(
         f"{name:>8s}: FID_N = {np.round(curve, 1)} for N = {SIZES}\n"
@@ -671,7 +671,7 @@ ax.set_title("FID against 1/N, and the straight-line fits extrapolated to N = âˆ
 ax.legend()
 plt.show()
 real_curve = fid_curves["real"]
-assert np.all(np.diff(real_curve) < 0) and fid_fit["real"][1] > 0.9
+assert np.all(np.diff(real_curve) < 0) and fid_fit["real"]["r2"] > 0.9
 assert fid_inf["real"] < 0.5 * real_curve[SIZES.index(1_000)]
 relative = {k: fid_curves[k][SIZES.index(1_000)] / fid_inf[k] - 1 for k in ("real", "VAE")}
 assert relative["real"] > relative["VAE"]

@@ -532,13 +532,13 @@ for name, enc in [
 ]:
     fv = factorvae_metric(enc, sample_disc_factors, render, n_votes=N_VOTES, seed=0)["score"]
     mig = mutual_information_gap(enc(x_eval), f_eval)["mig"]
-    sanity[name] = (fv, mig)
+    sanity[name] = {"factorvae": fv, "mig": mig}
     print(f"{name:22s} FactorVAE {fv:.3f}   MIG {mig:.3f}")
-assert sanity["polar (true factors)"][0] == 1.0 and sanity["swapped, monotone"][0] == 1.0
-assert sanity["polar (true factors)"][1] > 0.8 and sanity["swapped, monotone"][1] > 0.8
-assert sanity["Cartesian position"][1] < 0.3 and sanity["Cartesian position"][0] < 0.9
-assert abs(sanity["noise"][0] - 0.5) < 0.15 and sanity["noise"][1] < 0.05
-assert sanity["untrained network"][0] > 0.65 and sanity["random projection"][1] < 0.1
+assert sanity["polar (true factors)"]["factorvae"] == 1.0 and sanity["swapped, monotone"]["factorvae"] == 1.0
+assert sanity["polar (true factors)"]["mig"] > 0.8 and sanity["swapped, monotone"]["mig"] > 0.8
+assert sanity["Cartesian position"]["mig"] < 0.3 and sanity["Cartesian position"]["factorvae"] < 0.9
+assert abs(sanity["noise"]["factorvae"] - 0.5) < 0.15 and sanity["noise"]["mig"] < 0.05
+assert sanity["untrained network"]["factorvae"] > 0.65 and sanity["random projection"]["mig"] < 0.1
 CEILING = sanity["polar (true factors)"]
 
 # %% [markdown]
@@ -650,15 +650,20 @@ def difference(a: list[float], b: list[float]) -> tuple[float, float, bool | Non
     return diff, se, bool(diff > 2 * se)
 
 
-summary = {name: {k: mean_std([r[k] for r in runs]) for k in METRICS} for name, runs in results.items()}
+summary = {  # name -> metric -> {"mean", "std"} over seeds
+    name: {k: dict(zip(("mean", "std"), mean_std([r[k] for r in runs]), strict=True)) for k in METRICS}
+    for name, runs in results.items()
+}
 print(
     f"{'':20s} {'FactorVAE':>16s} {'MIG (encoder)':>16s} {'MIG (generator)':>16s} {'angle coverage':>16s}"
     f"   (mean ± std over {len(SEEDS)} seeds)"
 )
 for name, row in summary.items():
-    print(f"{name:20s} " + " ".join(f"{m:9.3f} ± {s:.3f}" for m, s in row.values()))
+    print(f"{name:20s} " + " ".join(f"{v['mean']:9.3f} ± {v['std']:.3f}" for v in row.values()))
 for name in ("random projection", "polar (true factors)"):
-    print(f"{name:20s} {sanity[name][0]:9.3f}         {sanity[name][1]:9.3f}   (one fixed encoder)")
+    print(
+        f"{name:20s} {sanity[name]['factorvae']:9.3f}         {sanity[name]['mig']:9.3f}   (one fixed encoder)"
+    )
 for name, runs in results.items():
     for seed, r in zip(SEEDS, runs, strict=True):
         print(f"{name:20s} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
@@ -679,8 +684,8 @@ for a_name, b_name in (
         print(f"{a_name} − {b_name}, {k}: {diff:+.3f} ± {se:.3f} (s.e.): {verdict_text[held]}")
 records = []
 for name, key in (("InfoGAN", "infogan"), ("InfoGAN-CR", "infogan_cr")):
-    for metric, col in (("factorvae", 0), ("mig", 1)):
-        mean, std = summary[name][metric]
+    for metric in ("factorvae", "mig"):
+        mean, std = summary[name][metric]["mean"], summary[name][metric]["std"]
         records.append(
             record(
                 f"disentangle/{key}_{metric}",
@@ -688,8 +693,8 @@ for name, key in (("InfoGAN", "infogan"), ("InfoGAN-CR", "infogan_cr")):
                 paper={"InfoGAN": 0.82, "InfoGAN-CR": 0.88}[name] if metric == "factorvae" else None,
                 higher_is_better=True,
                 baseline={
-                    "random encoder": summary["untrained (random)"][metric][0],
-                    "random projection": sanity["random projection"][col],
+                    "random encoder": summary["untrained (random)"][metric]["mean"],
+                    "random projection": sanity["random projection"][metric],
                 },
                 spread=std if math.isfinite(std) else None,
                 paper_spread=None,
@@ -705,9 +710,9 @@ for name, key in (("InfoGAN", "infogan"), ("InfoGAN-CR", "infogan_cr")):
                 "planted discs 16×16 (paper: dSprites 64×64), mean over seeds",
                 seeds=list(SEEDS),
                 wall_time_s=t_info,
-                note=f"ceiling (the planted factors read back from the image): {CEILING[col]:.3f}; "
+                note=f"ceiling (the planted factors read back from the image): {CEILING[metric]:.3f}; "
                 f"random encoder = the same network untrained, mean over seeds; MIG of the generator "
-                f"{summary[name]['gen_mig'][0]:.3f} (untrained: {summary['untrained (random)']['gen_mig'][0]:.3f})",
+                f"{summary[name]['gen_mig']['mean']:.3f} (untrained: {summary['untrained (random)']['gen_mig']['mean']:.3f})",
             )
         )
 

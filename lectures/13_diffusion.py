@@ -1138,20 +1138,22 @@ SCORES = {name: [score(x) for x in group] for name, group in SETS.items()}
 KEYS = ("FID", "IS", "precision", "recall", "confident")
 
 
-def stat(name: str, key: str) -> tuple[float, float]:
-    """Mean and standard deviation (ddof 1; NaN with one set) of a score over the sets."""
+def stat(name: str, key: str) -> dict[str, float]:
+    """{"mean", "std"}: mean and standard deviation (ddof 1; NaN with one set) of a score over the sets."""
     v = np.array([s[key] for s in SCORES[name]])
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan}
 
 
 print(f"{N_IMG:,} images per set, {N_SETS} set(s); mean ± std over sets")
 print(f"{'':14s}" + "".join(f"{k:>18s}" for k in KEYS))
 for name in SCORES:
-    print(f"{name:14s}" + "".join(f"{stat(name, k)[0]:10.3f} ± {stat(name, k)[1]:5.3f}" for k in KEYS))
+    print(
+        f"{name:14s}" + "".join(f"{stat(name, k)['mean']:10.3f} ± {stat(name, k)['std']:5.3f}" for k in KEYS)
+    )
 
 # %%
-conf = {name: stat(name, "confident")[0] for name in SCORES}
-fid = {name: stat(name, "FID")[0] for name in SCORES}
+conf = {name: stat(name, "confident")["mean"] for name in SCORES}
+fid = {name: stat(name, "FID")["mean"] for name in SCORES}
 print(
     f"confident fraction: diffusion {conf['diffusion']:.3f}, DCGAN {conf['GAN']:.3f}, real {conf['real (floor)']:.3f}"
 )
@@ -1188,7 +1190,7 @@ record(
     wall_time_s=unet_seconds,
     higher_is_better=False,
     baseline={f"{k} real digits": fid[k] for k in ("mode-dropped", "blurred")},
-    spread=stat("diffusion", "FID")[1],
+    spread=stat("diffusion", "FID")["std"],
     note=(
         f"{UNET_STEPS:,} training steps, {n_unet:,} parameters; spread over {N_SETS} sets of samples (one training seed); "
         f"same table: DCGAN {fid['GAN']:.2f}, VAE {fid['VAE']:.2f}, real against real (floor) {fid['real (floor)']:.2f}"
@@ -1203,7 +1205,7 @@ record(
     seeds=[0],
     higher_is_better=True,
     baseline=conf_trivial,
-    spread=stat("diffusion", "confident")[1],
+    spread=stat("diffusion", "confident")["std"],
     note=f"same judge and sample size: DCGAN {conf['GAN']:.3f}, VAE {conf['VAE']:.3f}, real digits {conf['real (floor)']:.3f}, blurred real digits {conf['blurred']:.3f}",
 )
 
