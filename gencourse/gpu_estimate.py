@@ -631,6 +631,7 @@ def read_lecture(cells: list[str]) -> Lecture:
                 holder = next(p for p in ast.walk(tree) if node in getattr(p, "generators", ()))
                 fors[index].append((holder.lineno, holder.end_lineno or holder.lineno, node.iter))
         for stmt in tree.body:
+            names.update(package_constants(stmt))
             mine = {}
             for node in ast.walk(stmt):
                 if _is_budget(node):
@@ -717,6 +718,32 @@ def _add_knobs(knobs: list[Knob], call: ast.Call, cell: int, label: str, names: 
         new = [Knob(cell, call.lineno, label, values, paper)]
     knobs.extend(new)
     return list(range(len(knobs) - len(new), len(knobs)))
+
+
+def package_constants(stmt: ast.stmt) -> dict[str, Any]:
+    """The plain-data constants (numbers, strings, and dicts, lists and tuples of them) that a
+    top-level ``from gencourse.X import NAME`` brings into a lecture, by name: a protocol the
+    package holds once (``pacgan.MIXTURE_CPU_PROTOCOL``) reads as if the lecture had written it."""
+    if not (isinstance(stmt, ast.ImportFrom) and (stmt.module or "").split(".")[0] == "gencourse"):
+        return {}
+    import importlib
+
+    module = importlib.import_module(stmt.module)
+    found = {}
+    for alias in stmt.names:
+        value = getattr(module, alias.name, None)
+        if _plain(value):
+            found[alias.asname or alias.name] = value
+    return found
+
+
+def _plain(value: Any) -> bool:
+    """Numbers, strings, booleans, None, and dicts, lists and tuples of them."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return isinstance(value, list | tuple) and all(_plain(v) for v in value)
 
 
 def _bind(stmt: ast.Assign, mine: dict, bound: dict[str, set[int]], names: dict[str, Any]) -> None:
@@ -889,7 +916,7 @@ def paper_probe(
     (s0, t0), (s1, t1) = clock[1 if len(clock) > 2 else 0], clock[-1]
     per_update = (t1 - t0) / (s1 - s0)
     name = "GAN" if pack == 1 else f"PacGAN{pack}"
-    paper_row = p.get("table1", {}).get(name)  # (ring, grid), each (modes, high-quality %, reverse KL)
+    paper_row = p.get("table1", {}).get(name, {}).get(data_name)  # modes, high-quality %, reverse KL
     return {
         "setting": f"{name} on the {data_name} (Table 1), all runs as one ensemble",
         "device": str(device),
@@ -901,9 +928,7 @@ def paper_probe(
         "one_setting_min": per_update * p["steps"] / 60,
         "table_min_lower_bound": per_update * p["steps"] * PACGAN_SETTINGS / 60,
         "evaluations": evaluations,  # mean and sd over the runs
-        "paper": None
-        if paper_row is None
-        else dict(zip(keys, paper_row[0 if data_name == "ring" else 1], strict=True)),
+        "paper": None if paper_row is None else dict(zip(keys, paper_row.values(), strict=True)),
     }
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import tomllib
 import torch
 
+from gencourse.gpu_estimate import package_constants
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(ROOT.glob("lectures/[0-9]*.py")) + sorted(ROOT.glob("assignments/*/[0-9]*.py"))
 ASSIGNMENTS = sorted(ROOT.glob("assignments/*/[0-9]*.py"))
@@ -25,6 +27,7 @@ def _module_literals(tree: ast.Module) -> dict:
     """Module-level names bound to values that can be evaluated from literals and earlier names."""
     names: dict = {}
     for node in tree.body:
+        names.update(package_constants(node))  # a protocol the package holds once, as if written here
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             try:
                 names[node.targets[0].id] = _evaluate(node.value, names)
