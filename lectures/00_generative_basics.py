@@ -659,4 +659,4 @@ plt.show()
 #   Carlo estimates poorly: lecture 1 (VAEs) bounds it, lecture 2 (GANs) does without it.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

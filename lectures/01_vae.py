@@ -874,4 +874,4 @@ plt.show()
 # Next: lecture 2 replaces the likelihood altogether with a discriminator.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

@@ -962,4 +962,4 @@ plt.show()
 # the supports of $P$ and $Q$ do not overlap, and replaces JS by the Wasserstein distance.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

@@ -975,4 +975,4 @@ assert range_ratio > 100
 #   it matters and leaves the weights free.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

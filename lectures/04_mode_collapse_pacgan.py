@@ -1547,4 +1547,4 @@ for name in ("DCGAN", "PacDCGAN2"):
 # Next: lecture 5 uses a trained generator as a prior for inverse problems.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

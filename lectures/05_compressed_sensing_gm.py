@@ -1437,4 +1437,4 @@ print(
 # Next: the deep image prior (Lecture 6), which needs no training data at all.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

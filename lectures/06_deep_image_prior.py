@@ -577,4 +577,4 @@ plt.show()
 #   data, and much of its advantage comes from its TV term.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

@@ -791,4 +791,4 @@ plt.show()
 #   PSNR and SSIM, on held-out phantoms.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

@@ -857,4 +857,4 @@ plt.show()
 # * A detector trained to tell real from generated digits succeeds on every generator here.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

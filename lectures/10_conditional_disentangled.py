@@ -794,4 +794,4 @@ plt.show()
 #   budget none does: InfoGAN-CR's advantage over InfoGAN is not reproduced at this budget.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

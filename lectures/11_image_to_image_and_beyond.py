@@ -896,4 +896,4 @@ assert cond_exact - do_exact > 0.15  # conditioning and intervening differ
 #   conditioning, $P(Y \mid \mathrm{do}(X)) \ne P(Y \mid X)$, computed exactly on a toy graph.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

@@ -1296,4 +1296,4 @@ record(
 # Next: lecture 13 derives diffusion models from lecture 1's ELBO.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

@@ -1626,4 +1626,4 @@ if LEVEL != "ci":  # the statements of the text below, at the cpu budget
 #   better with the fewest measurements and in inpainting.
 
 # %%
-LECTURE.finish()
+_ = LECTURE.finish()  # prints and records the lecture's wall time

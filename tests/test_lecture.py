@@ -87,6 +87,9 @@ def test_imports_sit_in_one_hidden_cell_after_the_colab_install_cell(path):
         assert not stray, f"{path.name}, code cell {number}: import outside the import cell: " + ", ".join(
             ast.unparse(n) for n in stray
         )
+    # the last cell records the wall time; its value (the seconds) would be shown as the cell's result
+    last = ast.parse(code[-1].source).body[-1]
+    assert isinstance(last, ast.Assign) and ast.unparse(last.value) == "LECTURE.finish()", path.name
     notebook = [c for c in jupytext.read(path.with_suffix(".ipynb")).cells if c.cell_type == "code"]
     assert "hide-input" in notebook[1].metadata.get("tags", []), f"{path.name}: run jupytext --sync"
 
