@@ -35,14 +35,14 @@ class Lecture:
         """Seconds since :func:`start`: perf_counter() − t0."""
         return time.perf_counter() - self.t0
 
-    def finish(self) -> float:
-        """Record and print the lecture's wall time (seconds since :func:`start`) and return it."""
+    def finish(self) -> None:
+        """Record and print the lecture's wall time (seconds since :func:`start`). Returns
+        nothing, so that a notebook's last cell shows only the printed line."""
         from gencourse.report import record_timing
 
         seconds = self.elapsed()
         record_timing(self.name, seconds)
         print(f"lecture run time at budget '{self.level}': {seconds:.0f} s")
-        return seconds
 
 
 def start(name: str) -> Lecture:

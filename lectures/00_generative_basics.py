@@ -77,8 +77,8 @@ from gencourse.data import binarize, load_mnist, ring_mixture
 from gencourse.lecture import start
 from gencourse.mixtures import GaussianMixture, fit_gaussian, fit_mixture, gaussian_log_density
 from gencourse.plotting import plot_history, show_images
+from gencourse.report import record
 from gencourse.runtime import budget, seed_everything
-from gencourse.scoreboard import record
 from gencourse.vae import bernoulli_log_likelihood
 
 # %%
@@ -659,4 +659,4 @@ plt.show()
 #   Carlo estimates poorly: lecture 1 (VAEs) bounds it, lecture 2 (GANs) does without it.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

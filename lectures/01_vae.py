@@ -67,8 +67,8 @@ from gencourse.data import binarize, load_mnist
 from gencourse.divergences import kl_discrete, kl_gaussian
 from gencourse.lecture import start
 from gencourse.plotting import latent_manifold, plot_history, show_images
+from gencourse.report import record
 from gencourse.runtime import budget, seed_everything
-from gencourse.scoreboard import record
 from gencourse.vae import (
     VAE,
     Autoencoder,
@@ -874,4 +874,4 @@ plt.show()
 # Next: lecture 2 replaces the likelihood altogether with a discriminator.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

@@ -87,8 +87,8 @@ from gencourse.nets import (
 )
 from gencourse.pacgan import mode_stats
 from gencourse.plotting import plot_history, show_images
+from gencourse.report import record
 from gencourse.runtime import budget, fit, seed_everything
-from gencourse.scoreboard import record
 
 # %%
 # the budget level and the device every number below was computed with; starts the clock
@@ -962,4 +962,4 @@ plt.show()
 # the supports of $P$ and $Q$ do not overlap, and replaces JS by the Wasserstein distance.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

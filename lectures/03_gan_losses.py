@@ -90,8 +90,8 @@ from gencourse.nets import (
 )
 from gencourse.pacgan import mode_stats
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.runtime import budget, fit, seed_everything
-from gencourse.scoreboard import record
 
 # %%
 # the budget level and the device every number below was computed with; starts the clock
@@ -975,4 +975,4 @@ assert range_ratio > 100
 #   it matters and leaves the weights free.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

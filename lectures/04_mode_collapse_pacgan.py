@@ -97,8 +97,8 @@ from gencourse.pacgan import (
     uniform_box_samples,
 )
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.runtime import budget, seed_everything
-from gencourse.scoreboard import record
 
 # %%
 # the budget level and the device every number below was computed with; starts the clock
@@ -1547,4 +1547,4 @@ for name in ("DCGAN", "PacDCGAN2"):
 # Next: lecture 5 uses a trained generator as a prior for inverse problems.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

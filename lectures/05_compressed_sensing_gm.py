@@ -97,8 +97,8 @@ from gencourse.inverse import (
 from gencourse.lecture import start
 from gencourse.nets import accuracy, trained_mnist_classifier
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.runtime import budget
-from gencourse.scoreboard import record
 from gencourse.vae import trained_mnist_vae
 
 # %%
@@ -1437,4 +1437,4 @@ print(
 # Next: the deep image prior (Lecture 6), which needs no training data at all.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

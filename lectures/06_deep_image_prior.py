@@ -74,9 +74,9 @@ from gencourse.gan import trained_dcgan
 from gencourse.inverse import box_mask, csgm, gaussian_matrix, lasso, mask_matrix, measure, project
 from gencourse.lecture import start
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.restoration import psnr
 from gencourse.runtime import budget
-from gencourse.scoreboard import record
 
 # %%
 # the budget level and the device every number below was computed with; starts the clock
@@ -577,4 +577,4 @@ plt.show()
 #   data, and much of its advantage comes from its TV term.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

@@ -78,8 +78,8 @@ from gencourse.nets import (
 )
 from gencourse.pacgan import mode_stats
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.runtime import budget, seed_everything
-from gencourse.scoreboard import record
 from gencourse.vae import trained_mnist_vae
 
 # %%
@@ -857,4 +857,4 @@ plt.show()
 # * A detector trained to tell real from generated digits succeeds on every generator here.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

@@ -89,8 +89,8 @@ from gencourse.gan import MLPDiscriminator, data_sampler, generator_loss, sample
 from gencourse.lecture import start
 from gencourse.nets import accuracy, trained_mnist_classifier
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.runtime import budget, seed_everything
-from gencourse.scoreboard import record
 
 # %%
 # the budget level and the device every number below was computed with; starts the clock
@@ -794,4 +794,4 @@ plt.show()
 #   budget none does: InfoGAN-CR's advantage over InfoGAN is not reproduced at this budget.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

@@ -78,9 +78,9 @@ from gencourse.nets import (
     trained_mnist_classifier,
 )
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.restoration import psnr
 from gencourse.runtime import budget, seed_everything
-from gencourse.scoreboard import record
 from gencourse.translation import (
     PatchDiscriminator,
     TinyStyleGenerator,
@@ -896,4 +896,4 @@ assert cond_exact - do_exact > 0.15  # conditioning and intervening differ
 #   conditioning, $P(Y \mid \mathrm{do}(X)) \ne P(Y \mid X)$, computed exactly on a toy graph.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

@@ -87,8 +87,8 @@ from gencourse.pacgan import (
     uniform_box_samples,
 )
 from gencourse.plotting import plot_history, show_images
+from gencourse.report import record
 from gencourse.runtime import budget, fit, seed_everything
-from gencourse.scoreboard import record
 from gencourse.vae import elbo_terms, importance_log_likelihood, trained_mnist_vae
 
 # %%
@@ -1296,4 +1296,4 @@ record(
 # Next: lecture 13 derives diffusion models from lecture 1's ELBO.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

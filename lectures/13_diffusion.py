@@ -115,8 +115,8 @@ from gencourse.pacgan import (
     uniform_box_samples,
 )
 from gencourse.plotting import show_images
+from gencourse.report import record
 from gencourse.runtime import budget
-from gencourse.scoreboard import record
 from gencourse.vae import trained_mnist_vae
 
 # %%
@@ -1626,4 +1626,4 @@ if LEVEL != "ci":  # the statements of the text below, at the cpu budget
 #   better with the fewest measurements and in inpainting.
 
 # %%
-_ = LECTURE.finish()  # prints and records the lecture's wall time
+LECTURE.finish()  # prints and records the lecture's wall time

@@ -9,7 +9,7 @@ A lecture records each headline result where it computes it::
 
 ``record`` writes ``$GENCOURSE_RESULTS/<name>.json`` and does nothing else when that variable is
 unset (so notebooks run unchanged everywhere); each lecture's last cell calls
-:func:`record_timing`. :func:`verdict` reads a row by one stated rule (:data:`VERDICT_RULE`);
+:func:`record_timing` (through :meth:`gencourse.lecture.Lecture.finish`). :func:`verdict` reads a row by one stated rule (:data:`VERDICT_RULE`);
 :func:`check` lists the rows that cannot be read as evidence. Nothing here trains or plots.
 """
 
@@ -216,7 +216,7 @@ def _split(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[st
 
 
 def record_timing(lecture: str, seconds: float) -> dict[str, Any]:
-    """Record a lecture's total wall time (its last cell calls this)."""
+    """Record a lecture's total wall time (its last cell calls this through ``LECTURE.finish()``)."""
     return record(f"timing/{lecture}", seconds, lecture=lecture, description="lecture wall time", unit="s")
 
 
