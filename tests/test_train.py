@@ -219,7 +219,7 @@ def test_adversarial_fit_after_update_clips_after_each_discriminator_update():
     calls = []
     record: list = []
     d, g, _, (d_net, _, _) = _game(record, repeat=3)
-    d.after_update = lambda: calls.append(float(d_net.weight))
+    d.after_update = lambda: calls.append(float(d_net.weight.detach()))
     adversarial_fit(d, g, 2)
     assert len(calls) == 6
 
