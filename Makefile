@@ -58,10 +58,10 @@ book: $(STAMP) $(MATHJAX) browser malloc
 	# jcache asks before creating a new cache: answer it, so that a clean clone builds unattended
 	echo y | $(BIN)/jcache notebook -p $(CACHE) add lectures/*.ipynb >/dev/null
 	# how fast the machine is today (one thread; its seconds are printed on the timing page)
-	GENCOURSE_QUIET=1 $(BIN)/python -m gencourse.scoreboard --budget cpu --reference
+	GENCOURSE_QUIET=1 $(BIN)/python -m gencourse.report --budget cpu --reference
 	env -u MPLBACKEND $(CPU_ENV) OMP_NUM_THREADS=1 LD_PRELOAD=$(TCMALLOC) \
 	  $(BIN)/python tools/execute_book.py $(CACHE) --workers 2 --timeout 3600
-	$(BIN)/python -m gencourse.scoreboard --budget cpu --results _build/results-cpu
+	$(BIN)/python -m gencourse.report --budget cpu --results _build/results-cpu
 	$(CPU_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python tests/site_check.py --html _build/html --require-figures
 
@@ -86,7 +86,7 @@ test: $(STAMP) $(MATHJAX) browser sandbox lint
 	$(STRICT_ENV) GENCOURSE_REQUIRE_BROWSER=1 GENCOURSE_RESULTS=$(CURDIR)/_build/results-ci \
 	  $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax tests lectures --durations=20 -rs \
 	  --junitxml=_build/test-report.xml
-	$(BIN)/python -m gencourse.scoreboard --budget ci --results _build/results-ci --out _build/scoreboard-ci --check
+	$(BIN)/python -m gencourse.report --budget ci --results _build/results-ci --out _build/scoreboard-ci --check
 
 # The notebooks alone, as `make test` runs them (strict device, `ci`): a quick check after
 # editing a lecture.
@@ -98,12 +98,12 @@ test-strict: $(STAMP)
 # budget: make scoreboard BUDGET=cpu
 BUDGET ?= cpu
 scoreboard: $(STAMP)
-	$(BIN)/python -m gencourse.scoreboard --budget $(BUDGET) --run
+	$(BIN)/python -m gencourse.report --budget $(BUDGET) --run
 
 # The timing report (book/timing.md): every notebook at `ci` (the tests) and `cpu` (the book),
 # with the estimated T4 minutes at `gpu` and `paper` of book/gpu_estimate.json (make gpu-estimate).
 timing: test book
-	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu
+	$(BIN)/python -m gencourse.report --budget cpu --timing _build/results-ci _build/results-cpu
 
 # Re-pair every jupytext source with its notebook after editing the .py file.
 sync: $(STAMP)
@@ -136,9 +136,9 @@ release: $(STAMP)
 gpu-check: $(STAMP)
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs CUDA')"
 	rm -rf _build/results-gpu
-	$(BIN)/python -m gencourse.scoreboard --budget gpu --run --results _build/results-gpu --out _build/scoreboard-gpu
+	$(BIN)/python -m gencourse.report --budget gpu --run --results _build/results-gpu --out _build/scoreboard-gpu
 	$(BIN)/python -m gencourse.gpu_estimate paper-probe --seconds 1800 --out _build/paper-probe.json
-	$(BIN)/python -m gencourse.scoreboard --budget cpu --timing _build/results-ci _build/results-cpu _build/results-gpu
+	$(BIN)/python -m gencourse.report --budget cpu --timing _build/results-ci _build/results-cpu _build/results-gpu
 
 # The timing page's estimated columns without a GPU (book/gpu_estimate.json, read by `make
 # timing`): every lecture at `ci`, one at a time, with the work of every training loop counted

@@ -299,7 +299,7 @@ def _recipe(target: str) -> str:
 def test_gpu_check_runs_every_lecture_at_gpu_and_lecture_4_at_paper_time_capped_and_is_documented():
     recipe = _recipe("gpu-check")
     assert "torch.cuda.is_available()" in recipe  # only where a GPU is at hand
-    assert "gencourse.scoreboard --budget gpu --run" in recipe
+    assert "gencourse.report --budget gpu --run" in recipe
     assert "gencourse.gpu_estimate paper-probe --seconds 1800" in recipe
     readme = (ROOT / "README.md").read_text()
     assert (

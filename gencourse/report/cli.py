@@ -48,9 +48,7 @@ def run_lecture(notebook: Path, budget: str, results: Path, timeout: int) -> flo
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: (optionally) execute the lectures at a budget, then write the pages."""
-    parser = argparse.ArgumentParser(
-        prog="python -m gencourse.scoreboard", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m gencourse.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", choices=["ci", "cpu", "gpu", "paper"], required=True)
     parser.add_argument(
         "--run", action="store_true", help="execute the lectures first (else use recorded results)"

@@ -162,7 +162,7 @@ def render(
         "",
         "The course's headline results next to the papers' numbers and next to trivial baselines",
         "on the same metric. Every number below was recorded by the lecture that computes it",
-        f"(`gencourse.scoreboard.record`) {produced}; `make scoreboard` refreshes this page.",
+        f"(`gencourse.report.record`) {produced}; `make scoreboard` refreshes this page.",
         f"Budget `{budget}`; {date}; {machine}.",
         "",
         "Where our protocol departs from the paper's (to fit a CPU), the lecture says how and",
@@ -170,7 +170,7 @@ def render(
         "",
         "## Verdicts",
         "",
-        "Each row's verdict is computed from its numbers (`gencourse.scoreboard.verdict`). "
+        "Each row's verdict is computed from its numbers (`gencourse.report.verdict`). "
         + _rule_as_list(VERDICT_RULE),
         "",
         "| verdict | rows |",

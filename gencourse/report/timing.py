@@ -64,8 +64,8 @@ def render_timing(
         lines += [
             "",
             "Machine speed: the reference workload (100 training steps of the course's DCGAN on one",
-            f"thread, `gencourse.scoreboard.reference_workload`) took {timed}. Time it on your",
-            "machine (`python -m gencourse.scoreboard --budget cpu --reference`) and scale the",
+            f"thread, `gencourse.report.benchmark.reference_workload`) took {timed}. Time it on your",
+            "machine (`python -m gencourse.report --budget cpu --reference`) and scale the",
             "table by the ratio to estimate your own times.",
         ]
     return "\n".join(lines) + "\n"
