@@ -25,7 +25,7 @@ setting) with the non-saturating loss, optionally unrolled (Metz et al., 2017).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -153,6 +153,21 @@ def quality_invalid_reason(high_quality: ArrayLike, threshold: float = HIGH_QUAL
     if mean >= threshold:
         return ""
     return f"high quality {100 * mean:.1f} % < {100 * threshold:.0f} %"
+
+
+def runs_invalid_reason(runs: Mapping[str, ArrayLike]) -> str:
+    """:func:`quality_invalid_reason` of runs whose ``runs["high_quality"]`` is in percent (as
+    :func:`final_run_stats` and :func:`mode_stats_over_draws` give it): the rule applied to
+    the fractions high_quality / 100."""
+    return quality_invalid_reason(np.asarray(runs["high_quality"], dtype=float) / 100)
+
+
+def final_run_stats(history: Mapping[str, list]) -> dict[str, np.ndarray]:
+    """Every run's metrics at the last evaluation of a :func:`train_pacgan` history: modes,
+    high-quality share in percent (100 · fraction) and reverse KL, one entry per run."""
+    out = {key: np.array(history[key][-1], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}
+    out["high_quality"] *= 100
+    return out
 
 
 def mode_stats_over_draws(

@@ -92,7 +92,7 @@ from gencourse.pacgan import (
     pack,
     packing_bounds,
     parameter_count,
-    quality_invalid_reason,
+    runs_invalid_reason,
     train_mixture_setting,
     uniform_box_samples,
 )
@@ -1136,11 +1136,6 @@ def baseline_stats(data_name: str) -> dict[str, dict[str, np.ndarray]]:
 BASELINES = {name: baseline_stats(name) for name in ("ring", "grid")}
 
 
-def invalid(res: dict) -> str:
-    """The 70 % rule: "" if the runs' mean high-quality fraction is ≥ 70 %, else the reason."""
-    return quality_invalid_reason(res["high_quality"] / 100)
-
-
 for name in ("ring", "grid"):
     k = len(MIXTURES[name].centers)
     print(f"\n{name} ({k} modes), {PROTOCOL['steps']:,} updates, {len(SEEDS)} runs per setting "
@@ -1155,7 +1150,9 @@ for name in ("ring", "grid"):
             ref = f"[{paper[paper_key]:g}]" if paper else ""
             cols.append(f"{mu:6.2f} ± {sd:4.2f} {ref:>6s}")
         secs = f"{res['seconds']:5.0f}" if "seconds" in res else "    –"
-        print(f"{setting:26s} {cols[0]:>20s} {cols[1]:>21s} {cols[2]:>19s} {secs}  {invalid(res) or 'valid'}")
+        print(
+            f"{setting:26s} {cols[0]:>20s} {cols[1]:>21s} {cols[2]:>19s} {secs}  {runs_invalid_reason(res) or 'valid'}"
+        )
 
 # %%
 assert all(b["the true mixture"]["high_quality"].mean() > 95 for b in BASELINES.values())
@@ -1163,7 +1160,7 @@ assert BASELINES["grid"]["the true mixture"]["modes"].min() == 25
 if LEVEL != "ci":  # noise touches most modes of the grid, with almost no high-quality sample
     assert BASELINES["grid"]["uniform on the data's box"]["modes"].mean() > 20
     assert all(
-        invalid(BASELINES[n][b])
+        runs_invalid_reason(BASELINES[n][b])
         for n in MIXTURES
         for b in ("uniform on the data's box", "one Gaussian fitted")
     )
@@ -1210,8 +1207,8 @@ def beats(data_name: str, a: str, b: str) -> bool:
     beyond the spread over the runs."""
     ra, rb = RESULTS[data_name, a], RESULTS[data_name, b]
     return (
-        not invalid(ra)
-        and not invalid(rb)
+        not runs_invalid_reason(ra)
+        and not runs_invalid_reason(rb)
         and beyond_spread(ra["modes"], rb["modes"], higher_is_better=True)
         and beyond_spread(ra["reverse_kl"], rb["reverse_kl"], higher_is_better=False)
     )
@@ -1222,7 +1219,7 @@ ORDERING.update({(n, "GAN"): all(ORDERING[n, p] for p in PACS) for n in MIXTURES
 ORDERING.update({("grid", c): beats("grid", "PacGAN4", c) for c in CONTROLS})
 for (data_name, setting), held in ORDERING.items():
     print(f"{data_name:4s} {setting:24s} {'ordering held' if held else 'not reproduced at this budget'}"
-          f"{'  (' + invalid(RESULTS[data_name, setting]) + ')' if invalid(RESULTS[data_name, setting]) else ''}")  # fmt: skip
+          f"{'  (' + runs_invalid_reason(RESULTS[data_name, setting]) + ')' if runs_invalid_reason(RESULTS[data_name, setting]) else ''}")  # fmt: skip
 
 # %% [markdown]
 # **Reading the table at the `cpu` budget.** On the grid the paper's comparison is **not
@@ -1239,7 +1236,7 @@ for (data_name, setting), held in ORDERING.items():
 
 # %%
 if LEVEL == "cpu":  # the statements of the text above
-    assert all(invalid(RESULTS["grid", p]) for p in PACS)
+    assert all(runs_invalid_reason(RESULTS["grid", p]) for p in PACS)
     assert not any(held for (data_name, _), held in ORDERING.items() if data_name == "grid")
     grid_hq = {setting: mean_std(RESULTS["grid", setting]["high_quality"])[0] for setting in ("GAN", *PACS)}
     assert all(grid_hq["GAN"] > grid_hq[p] for p in PACS), grid_hq
@@ -1280,7 +1277,7 @@ def raw(res: dict) -> dict[str, float]:
 def ruled_baseline(res: dict) -> dict[str, float]:
     """A trivial baseline on the compared keys, modes counted under the 70 % rule (0 where its
     samples fail it: its mode count cannot be read) and its high-quality %."""
-    return {"modes": 0.0 if invalid(res) else mean_std(res["modes"])[0], "high_quality_pct": mean_std(res["high_quality"])[0]}  # fmt: skip
+    return {"modes": 0.0 if runs_invalid_reason(res) else mean_std(res["modes"])[0], "high_quality_pct": mean_std(res["high_quality"])[0]}  # fmt: skip
 
 
 CLAIMS = {
@@ -1310,7 +1307,7 @@ for (data_name, setting), res in RESULTS.items():
         paper_spread=PAPER_MODES_SPREAD[setting][data_name] if setting in PAPER_MODES_SPREAD else None,
         ordering=ORDERING.get((data_name, setting)),
         ordering_claim=CLAIMS[setting] if (data_name, setting) in ORDERING else "",
-        invalid_reason=invalid(res),
+        invalid_reason=runs_invalid_reason(res),
         note=(
             "baselines' modes counted under the 70 % rule (0 where their samples fail it); "
             f"the true mixture: {BASELINES[data_name]['the true mixture']['modes'].mean():.1f} modes, "

@@ -78,11 +78,12 @@ from gencourse.mixtures import fit_gaussian, gaussian_log_density
 from gencourse.pacgan import (
     MIXTURE_CPU_PROTOCOL,
     beyond_spread,
+    final_run_stats,
     gaussian_fit_samples,
     mean_std,
     mode_stats,
     mode_stats_over_draws,
-    quality_invalid_reason,
+    runs_invalid_reason,
     train_mixture_setting,
     uniform_box_samples,
 )
@@ -608,8 +609,7 @@ def train_gan_2d(name: str, m: int) -> dict:
         TRAIN_SETS[name], GAN_RUN, m, members=GAN_MEMBERS, seed=seed, evaluate=evaluate, n_eval=N_EVAL,
         device=DEVICE, desc=f"{name} m={m}",
     )  # fmt: skip
-    out = {key: np.array(history[key][-1], dtype=float) for key in ("modes", "high_quality", "reverse_kl")}
-    out["high_quality"] *= 100
+    out = final_run_stats(history)
     return {**out, "seconds": time.perf_counter() - t, "final": finals[0]}
 
 
@@ -643,11 +643,6 @@ def baseline_stats(name: str, draws: int = 5) -> dict[str, dict[str, np.ndarray]
 BASELINES = {name: baseline_stats(name) for name in MIXTURES}
 
 
-def invalid(res: dict) -> str:
-    """Lecture 4's 70 % rule: "" if the runs' mean high-quality share is at least 70 %, else why not."""
-    return quality_invalid_reason(np.asarray(res["high_quality"]) / 100)
-
-
 FLOW_RESULTS = {
     name: {k: np.array([FLOW_STATS[name, s][k] for s in FLOW_SEEDS], dtype=float) for k in ("modes", "high_quality", "reverse_kl", "kl")}
     for name in MIXTURES
@@ -665,7 +660,7 @@ for name in MIXTURES:
     for label, res in rows.items():
         cols = ["{:6.2f} ± {:4.2f}".format(*mean_std(res[key])) if key in res else "–" for key in ("modes", "high_quality", "reverse_kl", "kl")]  # fmt: skip
         print(
-            f"{label:28s} {cols[0]:>14s} {cols[1]:>16s} {cols[2]:>14s} {cols[3]:>14s}  {invalid(res) or 'valid'}"
+            f"{label:28s} {cols[0]:>14s} {cols[1]:>16s} {cols[2]:>14s} {cols[3]:>14s}  {runs_invalid_reason(res) or 'valid'}"
         )
 
 # %%
@@ -738,8 +733,8 @@ if LEVEL != "ci":
         baseline_hq = max(BASELINES[name][b]["high_quality"].mean() for b in ("uniform on the data's box", "one Gaussian fitted"))  # fmt: skip
         assert res["high_quality"].mean() > 3 * baseline_hq, name
 if LEVEL == "cpu":  # the statements of the text above, at this budget
-    assert all(invalid(FLOW_RESULTS[name]) for name in MIXTURES)
-    assert not invalid(GANS["grid", "GAN"])
+    assert all(runs_invalid_reason(FLOW_RESULTS[name]) for name in MIXTURES)
+    assert not runs_invalid_reason(GANS["grid", "GAN"])
     assert beyond_spread(FLOW_RESULTS["grid"]["modes"], GANS["grid", "GAN"]["modes"], higher_is_better=True)
 
 # %%
@@ -767,7 +762,7 @@ for name, mix in MIXTURES.items():
         wall_time_s=sum(FLOWS[name, s]["seconds"] for s in FLOW_SEEDS),
         baseline={
             label: {
-                "modes": 0.0 if invalid(b) else mean_std(b["modes"])[0],
+                "modes": 0.0 if runs_invalid_reason(b) else mean_std(b["modes"])[0],
                 "high_quality_pct": mean_std(b["high_quality"])[0],
             }
             for label, b in BASELINES[name].items()
@@ -775,7 +770,7 @@ for name, mix in MIXTURES.items():
         },  # fmt: skip
         higher_is_better=True,
         spread=mean_std(res["modes"])[1],
-        invalid_reason=invalid(res),
+        invalid_reason=runs_invalid_reason(res),
         note=f"baselines' modes counted under lecture 4's 70 % rule (0 where their samples fail it); {flow_note}",
     )
     record(

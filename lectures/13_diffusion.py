@@ -106,11 +106,12 @@ from gencourse.pacgan import (
     MIXTURE_CPU_PROTOCOL,
     PacGANGenerator,
     beyond_spread,
+    final_run_stats,
     gaussian_fit_samples,
     mean_std,
     mode_stats,
     mode_stats_over_draws,
-    quality_invalid_reason,
+    runs_invalid_reason,
     train_mixture_setting,
     uniform_box_samples,
 )
@@ -799,8 +800,7 @@ def train_gan_setting(m: int) -> dict:
         evaluate=lambda points: mode_stats(points, GRID.centers, GRID.std), n_eval=N_EVAL,
         device=DEVICE, desc=f"grid m={m}",
     )  # fmt: skip
-    out = {k: np.array(history[k][-1], dtype=float) for k in ("modes", "high_quality", "reverse_kl")}
-    out["high_quality"] *= 100
+    out = final_run_stats(history)
     return {**out, "seconds": time.perf_counter() - t}
 
 
@@ -820,11 +820,6 @@ BASELINES = {
 }
 
 
-def invalid(res: dict) -> str:
-    """Lecture 4's 70 % rule: "" if the mean high-quality fraction is ≥ 70 %, else the reason."""
-    return quality_invalid_reason(res["high_quality"] / 100)
-
-
 print(f"grid (25 modes), {len(SEEDS)} runs per setting (baselines: 5 draws); mean ± std over runs")
 print(f"{'':26s} {'modes':>14s} {'high quality %':>16s} {'reverse KL':>14s} {'s':>5s}  validity")
 for name, res in [*RESULTS.items(), *BASELINES.items()]:
@@ -833,7 +828,9 @@ for name, res in [*RESULTS.items(), *BASELINES.items()]:
         for k in ("modes", "high_quality", "reverse_kl")
     ]
     secs = f"{res['seconds']:5.0f}" if "seconds" in res else "    –"
-    print(f"{name:26s} {cols[0]:>14s} {cols[1]:>16s} {cols[2]:>14s} {secs}  {invalid(res) or 'valid'}")
+    print(
+        f"{name:26s} {cols[0]:>14s} {cols[1]:>16s} {cols[2]:>14s} {secs}  {runs_invalid_reason(res) or 'valid'}"
+    )
 
 # %%
 CURVE_STEPS = [st for st in STEP_LIST if st <= 250]
@@ -891,12 +888,14 @@ assert (
     and BASELINES["the true mixture"]["high_quality"].mean() > 95
 )
 if LEVEL != "ci":  # the statements of the text below, at the cpu budget
-    assert not invalid(DIFF) and mean_std(DIFF["modes"])[0] >= 24
-    assert invalid(BASELINES["uniform on the data's box"]) and invalid(BASELINES["one Gaussian fitted"])
+    assert not runs_invalid_reason(DIFF) and mean_std(DIFF["modes"])[0] >= 24
+    assert runs_invalid_reason(BASELINES["uniform on the data's box"]) and runs_invalid_reason(
+        BASELINES["one Gaussian fitted"]
+    )
     assert beyond_spread(DIFF["modes"], GAN["modes"], higher_is_better=True)
     assert beyond_spread(DIFF["reverse_kl"], GAN["reverse_kl"], higher_is_better=False)
-    assert not invalid(GAN) and np.median(GAN["modes"]) < 10  # sharp, but most runs collapse
-    assert invalid(RESULTS["PacGAN2"]) and plain["high_quality"] < 0.7
+    assert not runs_invalid_reason(GAN) and np.median(GAN["modes"]) < 10  # sharp, but most runs collapse
+    assert runs_invalid_reason(RESULTS["PacGAN2"]) and plain["high_quality"] < 0.7
     i100 = CURVE_STEPS.index(100)  # the trained network: the stochastic sampler is better
     assert beyond_spread(curve_hq[1.0][i100], curve_hq[0.0][i100], higher_is_better=True)
     assert all(curve_hq[eta][0].mean() < 10 for eta in (0.0, 1.0))  # and 5 steps fail, as for ε*
@@ -935,7 +934,7 @@ print(f"parameters per run: diffusion network {n_diff:,}, GAN generator {n_gen:,
 def ruled(res: dict) -> dict[str, float]:
     """A trivial baseline on the compared keys, lecture 4's rule: modes 0 where its samples fail
     the 70 % rule, and its high-quality %."""
-    return {"modes": 0.0 if invalid(res) else mean_std(res["modes"])[0], "high_quality_pct": mean_std(res["high_quality"])[0]}  # fmt: skip
+    return {"modes": 0.0 if runs_invalid_reason(res) else mean_std(res["modes"])[0], "high_quality_pct": mean_std(res["high_quality"])[0]}  # fmt: skip
 
 
 record(
@@ -953,7 +952,7 @@ record(
     baseline={k: ruled(v) for k, v in BASELINES.items() if k != "the true mixture"},
     higher_is_better=True,
     spread=mean_std(DIFF["modes"])[1],
-    invalid_reason=invalid(DIFF),
+    invalid_reason=runs_invalid_reason(DIFF),
     note=(
         f"{GRID_STEPS:,} training steps; same table: GAN {mean_std(RESULTS['GAN']['modes'])[0]:.1f} modes at "
         f"{mean_std(RESULTS['GAN']['high_quality'])[0]:.1f} % HQ, PacGAN2 {mean_std(RESULTS['PacGAN2']['modes'])[0]:.1f} modes at "

@@ -575,3 +575,24 @@ def test_blur_images_matches_scipy_gaussian_filter():
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     ones = torch.ones(1, 1, 10, 10)
     torch.testing.assert_close(blur_images(ones, 2.0), ones)  # a constant image is unchanged
+
+
+def test_runs_invalid_reason_reads_high_quality_in_percent():
+    from gencourse.pacgan import quality_invalid_reason, runs_invalid_reason
+
+    assert runs_invalid_reason({"high_quality": np.array([80.0, 70.0])}) == ""
+    assert runs_invalid_reason({"high_quality": [2.0, 2.0]}) == quality_invalid_reason([0.02, 0.02])
+    assert runs_invalid_reason({"high_quality": [2.0, 2.0]}) == "high quality 2.0 % < 70 %"
+
+
+def test_final_run_stats_takes_every_run_at_the_last_evaluation():
+    from gencourse.pacgan import final_run_stats
+
+    history = {
+        "modes": [[3, 4], [5, 6]],
+        "high_quality": [[0.1, 0.2], [0.5, 0.75]],
+        "reverse_kl": [[1.0, 2.0], [0.5, 0.25]],
+    }
+    out = final_run_stats(history)
+    assert out["modes"].tolist() == [5.0, 6.0] and out["high_quality"].tolist() == [50.0, 75.0]
+    assert out["reverse_kl"].tolist() == [0.5, 0.25]
