@@ -14,7 +14,8 @@ A network is called ``model(xt, t)`` with ``t`` a LongTensor of shape (batch,) a
   β̃ₜ = (1 − ᾱ_{t−1}) / (1 − ᾱₜ) · βₜ.
 * :func:`ddpm_loss`: L_simple = E ‖ε − ε_θ(√ᾱₜ x₀ + √(1 − ᾱₜ) ε, t)‖² (mean over batch and
   dimensions), t uniform on {0, …, T − 1}; the ELBO is Σₜ λₜ E‖ε − ε_θ‖² + const with
-  λₜ = βₜ² / (2 σₜ² αₜ (1 − ᾱₜ)) (:func:`elbo_weights`, :func:`elbo_terms`).
+  λₜ = βₜ² / (2 σₜ² αₜ (1 − ᾱₜ)) (:func:`elbo_weights`, :func:`elbo_terms`); with ``weights``
+  wₜ another reweighting, e.g. :func:`v_weights` (wₜ = 1/ᾱₜ, the v-loss of a v-read network).
 * Tweedie: x̂₀ = (xₜ − √(1 − ᾱₜ) ε_θ) / √ᾱₜ = E[x₀ | xₜ] and ∇ log qₜ(xₜ) = −ε*/√(1 − ᾱₜ)
   (:func:`predict_x0`, :func:`score_from_eps`).
 * :func:`sample_ddpm`: ancestral sampling with p_θ(x_{t−1} | xₜ) = N(μ_θ, β̃ₜ I),
@@ -218,19 +219,42 @@ def _randint(high: int, n: int, generator: torch.Generator | None, device: torch
 
 
 def ddpm_loss(
-    model: EpsModel, x0: torch.Tensor, alpha_bars: torch.Tensor, generator: torch.Generator | None = None
+    model: EpsModel,
+    x0: torch.Tensor,
+    alpha_bars: torch.Tensor,
+    generator: torch.Generator | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Ho et al.'s L_simple: the mean over batch and dimensions of ‖ε − model(xₜ, t)‖², with
     xₜ = √ᾱₜ x₀ + √(1 − ᾱₜ) ε. Draws, in this order from ``generator``, t ~ U{0, …, T − 1}
     (``randint(T, (batch,))``) and then ε ~ N(0, I) (``randn(x0.shape, dtype=x0.dtype)``), on the
-    generator's device (the CPU without one), moved to x0's device."""
+    generator's device (the CPU without one), moved to x0's device.
+
+    With ``weights`` (T,), non-negative, an item's squared error at index t is multiplied by
+    weights[t]: another reweighting of the ELBO's terms (e.g. :func:`v_weights`)."""
     _check_alpha_bars(alpha_bars)
     if x0.dim() < 2 or len(x0) < 1:
         raise ValueError(f"x0 must be a batch (batch, ...), got shape {tuple(x0.shape)}")
+    if weights is not None and (weights.shape != alpha_bars.shape or bool((weights < 0).any())):
+        raise ValueError(f"weights must be non-negative with alpha_bars' shape {tuple(alpha_bars.shape)}")
     t = _randint(len(alpha_bars), len(x0), generator, x0.device)
     noise = _randn(x0.shape, generator, x0)
     xt = q_sample(x0, t, noise, alpha_bars)
-    return (noise - model(xt, t)).pow(2).mean()
+    sq = (noise - model(xt, t)).pow(2)
+    if weights is None:
+        return sq.mean()
+    return (_per_item(weights.to(x0.device), t, sq) * sq).mean()
+
+
+def v_weights(alpha_bars: torch.Tensor) -> torch.Tensor:
+    """wₜ = 1/ᾱₜ, the weights that turn :func:`ddpm_loss` into Salimans & Ho's v-loss for a network
+    whose raw output F is read as the velocity v = √ᾱₜ ε − √(1 − ᾱₜ) x₀ (:class:`UNet` with
+    ``alpha_bars``): there ε̂ = √(1 − ᾱₜ) xₜ + √ᾱₜ F and ε = √(1 − ᾱₜ) xₜ + √ᾱₜ v, so
+    ε − ε̂ = √ᾱₜ (v − F) and wₜ ‖ε − ε̂‖² = ‖v − F‖². In terms of x̂₀ the ε-loss weighs the
+    squared error by SNRₜ = ᾱₜ/(1 − ᾱₜ), the v-loss by SNRₜ + 1 = 1/(1 − ᾱₜ): the noisiest
+    indices, where the ε-loss hardly trains x̂₀ at all, get weight about 1."""
+    _check_alpha_bars(alpha_bars)
+    return 1 / alpha_bars
 
 
 def elbo_weights(betas: torch.Tensor) -> torch.Tensor:
@@ -654,6 +678,7 @@ def train_diffusion(
     schedule: str = "constant",
     desc: str = "diffusion",
     ema: float = 0.0,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, list[float]]:
     """Minimise :func:`ddpm_loss` by Adam over random mini-batches of ``data`` (N, ...) with
     :func:`gencourse.train.fit`. With ``labels`` (N,), the network is called
@@ -662,7 +687,8 @@ def train_diffusion(
 
     ``ema`` = d > 0 returns the model with the exponential moving average of its weights after
     each step, θ̄ ← d θ̄ + (1 − d) θ (Ho et al. use d = 0.9999 over 800k steps), instead of the
-    last weights. Returns the history {"step", "loss"}."""
+    last weights. ``weights`` (T,) reweights the loss per index t (:func:`ddpm_loss`,
+    :func:`v_weights`). Returns the history {"step", "loss"}."""
     if labels is not None and len(labels) != len(data):
         raise ValueError(f"{len(data)} data but {len(labels)} labels")
     if not 0 <= p_uncond <= 1:
@@ -687,10 +713,10 @@ def train_diffusion(
         calls[0] += 1
         x0 = data[idx].to(device)
         if labels is None:
-            return {"loss": ddpm_loss(model, x0, ab, gen)}
+            return {"loss": ddpm_loss(model, x0, ab, gen, weights)}
         drop = torch.rand(len(idx), generator=gen) < p_uncond
         y = torch.where(drop, torch.full_like(labels[idx], model.n_classes), labels[idx]).to(device)
-        return {"loss": ddpm_loss(with_labels(model, y), x0, ab, gen)}
+        return {"loss": ddpm_loss(with_labels(model, y), x0, ab, gen, weights)}
 
     history = fit(model, len(data), loss_fn, steps, batch_size, lr, seed, desc, schedule)
     average()

@@ -32,6 +32,7 @@ from gencourse.diffusion import (
     score_from_eps,
     timestep_embedding,
     train_diffusion,
+    v_weights,
     with_labels,
 )
 
@@ -174,6 +175,63 @@ def test_ddpm_loss_equals_the_hand_formula():
     xt = ab[t].sqrt()[:, None] * x0 + (1 - ab[t]).sqrt()[:, None] * eps
     by_hand = ((eps - (0.3 * xt + 1e-3 * t[:, None])) ** 2).sum() / (16 * 2)
     assert torch.isclose(loss, by_hand, rtol=1e-12)
+
+
+def test_weighted_ddpm_loss_equals_the_hand_formula():
+    ab = alpha_bars(short_betas(40))
+    x0 = torch.randn(16, 2, generator=gen(5), dtype=torch.float64)
+    w = torch.linspace(0.5, 3.0, 40, dtype=torch.float64)
+    loss = ddpm_loss(Linear(), x0, ab, gen(6), weights=w)
+    g = gen(6)
+    t = torch.randint(40, (16,), generator=g)
+    eps = torch.randn(16, 2, generator=g, dtype=torch.float64)
+    xt = ab[t].sqrt()[:, None] * x0 + (1 - ab[t]).sqrt()[:, None] * eps
+    by_hand = (w[t][:, None] * (eps - (0.3 * xt + 1e-3 * t[:, None])) ** 2).sum() / (16 * 2)
+    assert torch.isclose(loss, by_hand, rtol=1e-12)
+    assert torch.isclose(
+        ddpm_loss(Linear(), x0, ab, gen(6), weights=torch.ones(40, dtype=torch.float64)),
+        ddpm_loss(Linear(), x0, ab, gen(6)),
+        rtol=1e-12,
+    )
+    with pytest.raises(ValueError, match="weights"):
+        ddpm_loss(Linear(), x0, ab, gen(6), weights=torch.ones(39, dtype=torch.float64))
+    with pytest.raises(ValueError, match="weights"):
+        ddpm_loss(Linear(), x0, ab, gen(6), weights=-w)
+
+
+def test_v_weights_give_the_velocity_loss_of_the_v_read_unet():
+    """wₜ = 1/ᾱₜ on the ε-loss of the v-read U-Net equals the mean ‖v − F‖² with F the same
+    network's raw output and v = √ᾱₜ ε − √(1 − ᾱₜ) x₀ computed by hand (float32, the U-Net's
+    dtype: the weights reach 1/ᾱ ≈ 2.5e4, so the check is to 1e-3)."""
+    ab = alpha_bars(short_betas(60)).float()
+    torch.manual_seed(3)
+    vnet = UNet(width=8, alpha_bars=ab)
+    for p in vnet.parameters():
+        p.data.normal_(0, 0.1, generator=gen(int(p.numel())))
+    raw = UNet(width=8)
+    raw.load_state_dict({k: v for k, v in vnet.state_dict().items() if k != "alpha_bars"})
+    x0 = torch.rand(6, 1, 28, 28, generator=gen(1)) * 2 - 1
+    loss = ddpm_loss(vnet, x0, ab, gen(2), weights=v_weights(ab))
+    g = gen(2)
+    t = torch.randint(60, (6,), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    a = ab[t].view(-1, 1, 1, 1)
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    v = a.sqrt() * eps - (1 - a).sqrt() * x0
+    assert torch.isclose(loss, (v - raw(xt, t)).pow(2).mean(), rtol=1e-3)
+    assert torch.allclose(v_weights(ab) * ab, torch.ones_like(ab))
+
+
+def test_training_with_unit_weights_is_training_without_weights():
+    data = torch.randn(64, 2, generator=gen(0))
+    ab = alpha_bars(short_betas(30)).float()
+    hists = []
+    for w in (None, torch.ones(30)):
+        torch.manual_seed(0)
+        hists.append(
+            train_diffusion(MLPDenoiser(2, 8, 1), data, ab, steps=5, batch_size=16, weights=w)["loss"]
+        )
+    assert hists[0] == hists[1]
 
 
 def gaussian_1d(mu=0.8, s=0.4, T=200):
