@@ -1018,23 +1018,33 @@ print(f"judge: test accuracy {clf_acc:.3f}; references ready in {time.perf_count
 UNET_WIDTH = budget(ci=8, cpu=16, gpu=32)
 UNET_STEPS = budget(ci=40, cpu=2_000, gpu=20_000)
 P_UNCOND = 0.2
+
+
+def mnist_unet(name: str, **loss_kwargs) -> tuple[torch.nn.Module, dict[str, list[float]]]:
+    """This section's U-Net (width UNET_WIDTH, ten labels dropped with probability P_UNCOND),
+    trained by ``trained_diffusion`` (or loaded from the model cache) with the ε-loss, or with
+    ``loss_kwargs`` passed on (``weights=``); returned frozen, with its history."""
+    net, history = trained_diffusion(
+        lambda: UNet(UNET_WIDTH, n_classes=10, alpha_bars=ABARS),
+        train_set.images * 2 - 1,
+        ABARS,
+        UNET_STEPS,
+        name=name,
+        config={"width": UNET_WIDTH, "n_classes": 10},
+        device=DEVICE,
+        batch_size=128,
+        lr=3e-3,
+        seed=0,
+        labels=train_set.labels,
+        p_uncond=P_UNCOND,
+        schedule="cosine",
+        **loss_kwargs,
+    )
+    return net.requires_grad_(False), history
+
+
 t_unet = time.perf_counter()
-unet, unet_history = trained_diffusion(
-    lambda: UNet(UNET_WIDTH, n_classes=10, alpha_bars=ABARS),
-    train_set.images * 2 - 1,
-    ABARS,
-    UNET_STEPS,
-    name="diffusion-mnist-unet",
-    config={"width": UNET_WIDTH, "n_classes": 10},
-    device=DEVICE,
-    batch_size=128,
-    lr=3e-3,
-    seed=0,
-    labels=train_set.labels,
-    p_uncond=P_UNCOND,
-    schedule="cosine",
-)
-unet.requires_grad_(False)
+unet, unet_history = mnist_unet("diffusion-mnist-unet")
 unet_seconds = time.perf_counter() - t_unet
 assert 150 < 1 / math.sqrt(float(ABARS[-1])) < 170  # the amplification of a raw ε-error at the last index
 n_unet = sum(p.numel() for p in unet.parameters())
@@ -1367,23 +1377,7 @@ print(
 assert 3e-5 < snr_last < 5e-5  # the text's "about 4 · 10⁻⁵"
 
 t_cond = time.perf_counter()
-cond_unet, cond_history = trained_diffusion(
-    lambda: UNet(UNET_WIDTH, n_classes=10, alpha_bars=ABARS),
-    train_set.images * 2 - 1,
-    ABARS,
-    UNET_STEPS,
-    name="diffusion-mnist-unet-vloss",
-    config={"width": UNET_WIDTH, "n_classes": 10},
-    device=DEVICE,
-    batch_size=128,
-    lr=3e-3,
-    seed=0,
-    labels=train_set.labels,
-    p_uncond=P_UNCOND,
-    schedule="cosine",
-    weights=v_weights(ABARS),
-)
-cond_unet.requires_grad_(False)
+cond_unet, _ = mnist_unet("diffusion-mnist-unet-vloss", weights=v_weights(ABARS))
 print(f"v-loss U-Net: {UNET_STEPS:,} steps in {time.perf_counter() - t_cond:.0f} s")
 
 # %%
